@@ -1,0 +1,345 @@
+"""The lazy graph of one flow run: task calls recorded as `Call`s, handed out as `TaskFuture`s.
+
+Calling a task inside a flow appends a `Call` (one task call, or one `.map` over N items) to the
+run's `RunGraph` and returns futures; nothing runs until the engine takes the pending calls and
+submits them as one wave. Keys are `(f"{slug}-{run_token}", index)` with `index` counting the
+calls of that task in the run, so they are deterministic for a deterministic flow body and never
+collide between runs. A future can only point at a call made earlier, so the graph is acyclic by
+construction; futures of another run are refused.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from dagflow.errors import DefinitionError, FutureMisuse
+
+if TYPE_CHECKING:
+    from dagflow.core.definitions import Task
+    from dagflow.core.states import StateType
+
+R = TypeVar("R")
+Key = tuple[str, int]
+
+_SLUG_BAD = re.compile(r"[^a-z0-9_]+")
+
+
+def slugify(name: str) -> str:
+    """A task name as the first word of a Dask key: no '-', lower case, never empty.
+
+    Dask's dashboard groups keys by the text before the first '-' word that holds a digit, so a
+    slug must not contain '-'; the run token that follows it always holds a digit.
+    """
+    slug = _SLUG_BAD.sub("_", name.lower()).strip("_")
+    return slug or "task"
+
+
+def key_str(key: Key) -> str:
+    """The stable text form of a key, as the store and the CLI show it: `extract-ab12cd3[4]`."""
+    return f"{key[0]}[{key[1]}]"
+
+
+class Resolver(Protocol):
+    """What a future needs from the run that made it (the engine's flow runner)."""
+
+    run_id: str
+
+    def resolve(self, future: TaskFuture[Any], timeout: float | None) -> Any: ...
+
+    def wait_for_future(self, future: TaskFuture[Any], timeout: float | None) -> None: ...
+
+    def future_state(self, future: TaskFuture[Any]) -> StateType: ...
+
+
+class TaskFuture(Generic[R]):
+    """A node of a flow run's graph: a task call whose value is not asked for yet.
+
+    Pass it to other tasks (inside lists and dicts too), or call `.result()` to run what is
+    pending and get the value. Using it as a value (`if fut:`, `fut + 1`) is an error.
+    """
+
+    __slots__ = ("__weakref__", "_resolver", "call", "dask_future", "key")
+
+    def __init__(self, resolver: Resolver, call: Call, key: Key) -> None:
+        self._resolver = resolver
+        self.call = call
+        self.key = key
+        self.dask_future: Any = None
+
+    @property
+    def run_id(self) -> str:
+        return self._resolver.run_id
+
+    @property
+    def task_name(self) -> str:
+        return self.call.task.name
+
+    def result(self, timeout: float | None = None) -> R:
+        """Submit what is pending, wait for this task and return its value (or raise its error)."""
+        return self._resolver.resolve(self, timeout)  # type: ignore[no-any-return,unused-ignore]
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Submit what is pending and wait until this task has finished, without its value."""
+        self._resolver.wait_for_future(self, timeout)
+
+    @property
+    def state(self) -> StateType:
+        """The task run's latest known state."""
+        return self._resolver.future_state(self)
+
+    def __repr__(self) -> str:
+        return f"TaskFuture({self.task_name!r}, key={key_str(self.key)!r})"
+
+    def _misuse(self, *_: Any, **__: Any) -> Any:
+        raise FutureMisuse(
+            f"{self!r} is a future, not its value: call .result() to wait for the value "
+            "(or pass the future itself to another task)"
+        )
+
+    __bool__ = __len__ = __iter__ = __contains__ = __getitem__ = _misuse
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _misuse
+    __truediv__ = __rtruediv__ = __floordiv__ = __mod__ = __pow__ = _misuse
+    __lt__ = __le__ = __gt__ = __ge__ = __neg__ = __abs__ = _misuse
+    __int__ = __float__ = __index__ = __round__ = _misuse
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise FutureMisuse(
+            f"{self!r} has no attribute {name!r}: it is a future, not its value; "
+            "call .result() first"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class allow_failure:
+    """Let a downstream task run even when this upstream failed; it then receives the error."""
+
+    future: Any
+
+
+@dataclass(frozen=True, slots=True)
+class unmapped:
+    """Pass the same value to every item of a `.map`, instead of mapping over it."""
+
+    value: Any
+
+
+@dataclass(slots=True)
+class Refs:
+    """The futures an argument structure refers to, split by whether a failure may pass."""
+
+    hard: dict[Key, TaskFuture[Any]] = field(default_factory=dict)
+    soft: dict[Key, TaskFuture[Any]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.hard or self.soft)
+
+    def merge(self, other: Refs) -> None:
+        self.hard.update(other.hard)
+        self.soft.update(other.soft)
+
+
+def collect_refs(value: Any, run_id: str, refs: Refs, soft: bool = False) -> None:
+    """Find every future inside `value` (lists, tuples, sets, dicts), checking its run."""
+    kind = type(value)
+    if kind is TaskFuture:
+        if value.run_id != run_id:
+            raise FutureMisuse(
+                f"{value!r} belongs to flow run {value.run_id}, not to this run ({run_id}); "
+                "pass its .result() instead"
+            )
+        (refs.soft if soft else refs.hard)[value.key] = value
+    elif kind is allow_failure:
+        collect_refs(value.future, run_id, refs, soft=True)
+    elif kind in (list, tuple, set, frozenset):
+        for item in value:
+            collect_refs(item, run_id, refs, soft)
+    elif kind is dict:
+        for item in value.values():
+            collect_refs(item, run_id, refs, soft)
+    elif kind is unmapped:
+        collect_refs(value.value, run_id, refs, soft)
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A mapped argument: one value per item; `refs[i]` holds the futures inside item i."""
+
+    values: list[Any]
+    refs: list[Refs] | None
+
+
+@dataclass(slots=True)
+class Call:
+    """One call of a task in a flow body: a single call (`count == 1`, not `mapped`) or a map.
+
+    For a single call `args`/`kwargs` are the values as given (futures inside). For a map each
+    argument is either a `Column` (mapped) or a plain value shared by every item.
+    """
+
+    task: Task[..., Any]
+    name: str
+    start: int
+    count: int
+    mapped: bool
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    refs: Refs
+    futures: list[TaskFuture[Any]] = field(default_factory=list)
+
+    def iter_keys(self) -> Iterator[Key]:
+        return ((self.name, i) for i in range(self.start, self.start + self.count))
+
+    def item_refs(self, i: int) -> Refs:
+        """The futures item `i` (0-based within the call) depends on."""
+        if not self.mapped:
+            return self.refs
+        out = Refs(dict(self.refs.hard), dict(self.refs.soft))
+        for col in (*self.args, *self.kwargs.values()):
+            if type(col) is Column and col.refs is not None:
+                out.merge(col.refs[i])
+        return out
+
+
+class RunGraph:
+    """The calls of one flow run, and which of them are not submitted yet."""
+
+    def __init__(self, resolver: Resolver, run_token: str) -> None:
+        self.resolver = resolver
+        self.run_id = resolver.run_id
+        self.run_token = run_token
+        self.pending: list[Call] = []
+        self.calls: list[Call] = []
+        self._counters: dict[str, int] = {}
+
+    def _new_call(
+        self,
+        task: Task[..., Any],
+        count: int,
+        mapped: bool,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        refs: Refs,
+    ) -> Call:
+        slug = task.slug
+        start = self._counters.get(slug, 0)
+        self._counters[slug] = start + count
+        call = Call(task, f"{slug}-{self.run_token}", start, count, mapped, args, kwargs, refs)
+        call.futures = [TaskFuture(self.resolver, call, key) for key in call.iter_keys()]
+        self.pending.append(call)
+        self.calls.append(call)
+        return call
+
+    def add_call(
+        self,
+        task: Task[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        wait_for: Iterable[Any] = (),
+    ) -> TaskFuture[Any]:
+        refs = Refs()
+        collect_refs(args, self.run_id, refs)
+        collect_refs(kwargs, self.run_id, refs)
+        _add_wait_for(wait_for, self.run_id, refs)
+        return self._new_call(task, 1, False, args, kwargs, refs).futures[0]
+
+    def add_map(
+        self,
+        task: Task[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        wait_for: Iterable[Any] = (),
+    ) -> list[TaskFuture[Any]]:
+        shared = Refs()
+        _add_wait_for(wait_for, self.run_id, shared)
+        lengths: dict[str, int] = {}
+        new_args = tuple(
+            self._column(task, f"argument {i}", a, shared, lengths) for i, a in enumerate(args)
+        )
+        new_kwargs = {
+            k: self._column(task, f"argument {k!r}", v, shared, lengths) for k, v in kwargs.items()
+        }
+        if not lengths:
+            raise DefinitionError(
+                f"task {task.name!r}: .map() needs at least one iterable argument "
+                "(wrap constants in unmapped())"
+            )
+        if len(set(lengths.values())) > 1:
+            sizes = ", ".join(f"{k} has {n}" for k, n in lengths.items())
+            raise DefinitionError(
+                f"task {task.name!r}: .map() iterables differ in length ({sizes})"
+            )
+        count = next(iter(lengths.values()))
+        return self._new_call(task, count, True, new_args, new_kwargs, shared).futures
+
+    def _column(
+        self, task: Task[..., Any], where: str, value: Any, shared: Refs, lengths: dict[str, int]
+    ) -> Any:
+        kind = type(value)
+        if kind is unmapped:
+            collect_refs(value.value, self.run_id, shared)
+            return value.value
+        if kind is TaskFuture:
+            # Mapping over one future maps over its value: wait for it (dynamic fan-out).
+            value = value.result()
+            kind = type(value)
+        if kind is str or kind is bytes or kind is dict or not _iterable(value):
+            raise DefinitionError(
+                f"task {task.name!r}: .map() {where} must be a list, tuple or other iterable "
+                f"(got {kind.__name__}); wrap it in unmapped() to pass it to every item"
+            )
+        values = list(value)
+        lengths[where] = len(values)
+        item_refs: list[Refs] | None = None
+        for i, item in enumerate(values):
+            if type(item) is TaskFuture or type(item) is allow_failure or _container(item):
+                refs = Refs()
+                collect_refs(item, self.run_id, refs)
+                if refs:
+                    if item_refs is None:
+                        item_refs = [_NO_REFS] * len(values)
+                    item_refs[i] = refs
+        return Column(values, item_refs)
+
+    def take_pending(self) -> list[Call]:
+        """The calls not submitted yet, in call order; they count as submitted from now on."""
+        pending, self.pending = self.pending, []
+        return pending
+
+
+_NO_REFS = Refs()
+
+
+def _iterable(value: Any) -> bool:
+    try:
+        iter(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _container(value: Any) -> bool:
+    return type(value) in (list, tuple, dict, set, frozenset, unmapped)
+
+
+def _add_wait_for(wait_for: Iterable[Any], run_id: str, refs: Refs) -> None:
+    if wait_for is None:
+        return
+    if type(wait_for) is TaskFuture or not _iterable(wait_for):
+        wait_for = [wait_for]
+    for item in wait_for:
+        if type(item) not in (TaskFuture, allow_failure) and not _container(item):
+            raise DefinitionError(
+                f"wait_for takes task futures, got {type(item).__name__}: {item!r}"
+            )
+        collect_refs(item, run_id, refs)

@@ -1,0 +1,128 @@
+"""Flow parameters: a pydantic model built from the flow function's signature.
+
+`ParameterModel` binds a call's arguments by name, validates and coerces them (the CLI's string
+`"3"` becomes the `int` 3), and describes them as a JSON schema. Errors are collected for every bad
+field and raised together as one `ParameterError`, before anything runs or is recorded.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import pydantic
+
+from dagflow.errors import DefinitionError, ParameterError
+
+
+class ParameterModel:
+    """Validation of one flow's parameters, built once at decoration time."""
+
+    def __init__(self, fn: Callable[..., Any], flow_name: str) -> None:
+        self.flow_name = flow_name
+        self.signature = inspect.signature(fn)
+        fields: dict[str, Any] = {}
+        self.var_keyword: str | None = None
+        for param in self.signature.parameters.values():
+            if param.kind is inspect.Parameter.VAR_POSITIONAL:
+                raise DefinitionError(
+                    f"flow {flow_name!r}: *{param.name} is not supported; "
+                    "flow parameters must have names"
+                )
+            if param.kind is inspect.Parameter.VAR_KEYWORD:
+                self.var_keyword = param.name
+                continue
+            annotation = Any if param.annotation is inspect.Parameter.empty else param.annotation
+            default = ... if param.default is inspect.Parameter.empty else param.default
+            fields[param.name] = (annotation, default)
+        config = pydantic.ConfigDict(
+            arbitrary_types_allowed=True,
+            extra="allow" if self.var_keyword else "forbid",
+            title=flow_name,
+        )
+        try:
+            self.model: type[pydantic.BaseModel] = pydantic.create_model(
+                f"{flow_name}_parameters", __config__=config, **fields
+            )
+        except (TypeError, ValueError, pydantic.PydanticUserError) as exc:
+            raise DefinitionError(
+                f"flow {flow_name!r}: cannot build a parameter model from its signature: {exc}"
+            ) from None
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Map a call's arguments to parameter names, as Python would, without validating."""
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise ParameterError(
+                self.flow_name, [{"loc": (), "msg": str(exc), "type": "binding"}]
+            ) from None
+        params = dict(bound.arguments)
+        if self.var_keyword and self.var_keyword in params:
+            params.update(params.pop(self.var_keyword))
+        return params
+
+    def validate(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Validated and coerced parameters (defaults filled in); raises `ParameterError`."""
+        try:
+            model = self.model.model_validate(params)
+        except pydantic.ValidationError as exc:
+            errors = [
+                {"loc": err["loc"], "msg": err["msg"], "type": err["type"]}
+                for err in exc.errors(include_url=False)
+            ]
+            raise ParameterError(self.flow_name, errors) from None
+        out = {name: getattr(model, name) for name in type(model).model_fields}
+        if model.model_extra:
+            out.update(model.model_extra)
+        return out
+
+    def with_defaults(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Fill in defaults without validating (for `validate_parameters=False`)."""
+        missing = [
+            name
+            for name, p in self.signature.parameters.items()
+            if p.default is inspect.Parameter.empty
+            and p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+            and name not in params
+        ]
+        if missing:
+            raise ParameterError(
+                self.flow_name, [{"loc": (m,), "msg": "Field required"} for m in missing]
+            )
+        out = {
+            name: p.default
+            for name, p in self.signature.parameters.items()
+            if p.default is not inspect.Parameter.empty
+        }
+        out.update(params)
+        return out
+
+    def call_arguments(self, params: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Positional and keyword arguments to call the flow function with `params`."""
+        args: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        for name, param in self.signature.parameters.items():
+            if param.kind is inspect.Parameter.POSITIONAL_ONLY:
+                args.append(params[name])
+            elif param.kind is inspect.Parameter.VAR_KEYWORD:
+                continue
+            elif name in params:
+                kwargs[name] = params[name]
+        extras = {k: v for k, v in params.items() if k not in self.signature.parameters}
+        kwargs.update(extras)
+        return tuple(args), kwargs
+
+    def json_schema(self) -> dict[str, Any]:
+        """The parameters' JSON schema, as the CLI, the API and the pages show it."""
+        try:
+            return self.model.model_json_schema()
+        except pydantic.PydanticInvalidForJsonSchema:
+            # A parameter of an arbitrary Python type has no JSON form; describe it loosely.
+            props = {
+                name: {"title": name.replace("_", " ").title()}
+                for name in self.signature.parameters
+                if name != self.var_keyword
+            }
+            return {"title": self.flow_name, "type": "object", "properties": props}

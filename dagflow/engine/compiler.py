@@ -1,0 +1,185 @@
+"""The compiler: a wave of pending `Call`s becomes one `HighLevelGraph`, submitted in one message.
+
+Each call becomes a `CallLayer` (see `layers.py`); arguments holding futures are turned into Dask
+task-spec form (`TaskRef`, `List`, `Tuple`, `Set`, `Dict`), plain values pass through untouched.
+Per-call options become layer annotations: `priority`, `resources`, and `dagflow_run` so that
+scheduler-side code can tell which run a task belongs to. One `TaskCall` is made per task per
+run; its bytes are pickled once here and shared by every key of that task.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import cloudpickle
+
+# Dict, Set and Tuple are not re-exported by dask.task_spec (yet); they are the same classes.
+from dask._task_spec import Dict, List, Set, TaskRef, Tuple
+from dask.highlevelgraph import HighLevelGraph
+
+from dagflow.core.definitions import Task
+from dagflow.core.graph import Call, Column, Key, Refs, TaskFuture, allow_failure, unmapped
+from dagflow.engine.layers import CallLayer
+from dagflow.engine.layers import Column as SpecColumn
+from dagflow.engine.wrapper import TaskCall
+from dagflow.errors import DefinitionError
+
+
+def to_spec(value: Any) -> Any:
+    """`value` with every future replaced by a `TaskRef` and containers made Dask-visible."""
+    kind = type(value)
+    if kind is TaskFuture:
+        return TaskRef(value.key)
+    if kind is allow_failure:
+        return to_spec(value.future)
+    if kind is list:
+        return List(*[to_spec(v) for v in value])
+    if kind is tuple:
+        return Tuple(*[to_spec(v) for v in value])
+    if kind is set or kind is frozenset:
+        return Set(*[to_spec(v) for v in value])
+    if kind is dict:
+        return Dict({k: to_spec(v) for k, v in value.items()})
+    if kind is unmapped:
+        return to_spec(value.value)
+    return value
+
+
+def _arg_spec(value: Any, has_refs: bool) -> Any:
+    return to_spec(value) if has_refs else value
+
+
+@dataclass(slots=True)
+class Wave:
+    """One submission: the graph, the keys it defines, and the calls it came from."""
+
+    graph: HighLevelGraph
+    keys: list[Key]
+    calls: list[Call]
+
+
+class Compiler:
+    """Compiles the waves of one flow run; caches one `TaskCall` per task."""
+
+    def __init__(self, run_id: str, topic: str) -> None:
+        self.run_id = run_id
+        self.topic = topic
+        self._calls: dict[tuple[int, str], TaskCall] = {}
+
+    def task_call(self, task: Task[..., Any], name: str) -> TaskCall:
+        cache_key = (id(task), name)
+        call = self._calls.get(cache_key)
+        if call is None:
+            call = TaskCall(task, self.run_id, self.topic, name)
+            try:
+                payload = call.payload()
+                pickle.loads(payload)
+            except Exception as exc:
+                raise DefinitionError(
+                    f"task {task.name!r} cannot be sent to the cluster: its function "
+                    f"{getattr(task.fn, '__qualname__', task.fn)!r} is not picklable "
+                    f"({type(exc).__name__}: {exc})"
+                ) from None
+            self._calls[cache_key] = call
+        return call
+
+    def compile(self, calls: list[Call]) -> Wave:
+        layers: dict[str, CallLayer] = {}
+        keys: list[Key] = []
+        for call in calls:
+            layers[f"{call.name}-{call.start}"] = self._layer(call)
+            keys.extend(call.iter_keys())
+        graph = HighLevelGraph(layers, {name: set() for name in layers})
+        return Wave(graph, keys, calls)
+
+    def _layer(self, call: Call) -> CallLayer:
+        func = self.task_call(call.task, call.name)
+        refs = call.refs
+        hard = list(refs.hard)
+        soft = list(refs.soft)
+        item_hard: list[list[Key]] | None = None
+        item_soft: list[list[Key]] | None = None
+        if call.mapped:
+            args = tuple(_column_spec(a) for a in call.args)
+            kwargs = {k: _column_spec(v) for k, v in call.kwargs.items()}
+            item_hard, item_soft = _item_refs(call)
+        else:
+            args = tuple(_arg_spec(a, bool(refs)) for a in call.args)
+            kwargs = {k: _arg_spec(v, bool(refs)) for k, v in call.kwargs.items()}
+        options = call.task.options
+        annotations: dict[str, Any] = {"dagflow_run": self.run_id}
+        if options.priority:
+            annotations["priority"] = options.priority
+        if options.resources:
+            annotations["resources"] = dict(options.resources)
+        return CallLayer(
+            call.name,
+            call.start,
+            call.count,
+            func,
+            args,
+            kwargs,
+            hard,
+            soft,
+            item_hard,
+            item_soft,
+            annotations,
+        )
+
+    def find_unpicklable(self, calls: Iterable[Call]) -> str | None:
+        """After a failed submission: name the first task whose arguments cannot be pickled."""
+        for call in calls:
+            for where, value in _arguments(call):
+                try:
+                    cloudpickle.dumps(value)
+                except Exception as exc:
+                    return (
+                        f"task {call.task.name!r}: {where} of type {type(value).__name__} "
+                        f"cannot be sent to the cluster ({type(exc).__name__}: {exc})"
+                    )
+        return None
+
+
+def _arguments(call: Call) -> Iterable[tuple[str, Any]]:
+    for i, a in enumerate(call.args):
+        if isinstance(a, Column):
+            for j, v in enumerate(a.values):
+                yield f"argument {i} (item {j})", v
+        else:
+            yield f"argument {i}", a
+    for k, v in call.kwargs.items():
+        if isinstance(v, Column):
+            for j, item in enumerate(v.values):
+                yield f"argument {k!r} (item {j})", item
+        else:
+            yield f"argument {k!r}", v
+
+
+def _column_spec(value: Any) -> Any:
+    if type(value) is Column:
+        if value.refs is None:
+            return SpecColumn(value.values)
+        refs = value.refs
+        return SpecColumn([to_spec(v) if refs[i] else v for i, v in enumerate(value.values)])
+    return to_spec(value)
+
+
+def _item_refs(call: Call) -> tuple[list[list[Key]] | None, list[list[Key]] | None]:
+    columns = [
+        c for c in (*call.args, *call.kwargs.values()) if type(c) is Column and c.refs is not None
+    ]
+    if not columns:
+        return None, None
+    item_hard: list[list[Key]] = []
+    item_soft: list[list[Key]] = []
+    for i in range(call.count):
+        merged = Refs()
+        for col in columns:
+            assert col.refs is not None
+            merged.merge(col.refs[i])
+        item_hard.append(list(merged.hard))
+        item_soft.append(list(merged.soft))
+    return item_hard, item_soft

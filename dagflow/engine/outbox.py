@@ -1,0 +1,60 @@
+"""Batched reports from tasks on a worker to the driver, over Dask's event topics.
+
+Task threads `put` small tuples; the worker's event loop sends everything gathered for a topic as
+one `log_event` message at most every `FLUSH_SECONDS`, so a worker running thousands of short
+tasks sends tens of messages a second, not thousands. `put` never blocks a task on the network.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+FLUSH_SECONDS = 0.05
+
+
+class Outbox:
+    """One per worker: buffers `(topic, record)` pairs and flushes them from the worker's loop."""
+
+    def __init__(self, worker: Any) -> None:
+        self.worker = worker
+        self.lock = threading.Lock()
+        self.buffer: dict[str, list[Any]] = {}
+        self.armed = False
+
+    def put(self, topic: str, record: Any) -> None:
+        with self.lock:
+            items = self.buffer.get(topic)
+            if items is None:
+                self.buffer[topic] = [record]
+            else:
+                items.append(record)
+            if self.armed:
+                return
+            self.armed = True
+        self.worker.loop.add_callback(self._arm)
+
+    def _arm(self) -> None:
+        self.worker.loop.call_later(FLUSH_SECONDS, self.flush)
+
+    def flush(self) -> None:
+        with self.lock:
+            buffer, self.buffer = self.buffer, {}
+            self.armed = False
+        for topic, records in buffer.items():
+            self.worker.log_event(topic, records)
+
+
+_outboxes: dict[int, Outbox] = {}
+_outboxes_lock = threading.Lock()
+
+
+def outbox_for(worker: Any) -> Outbox:
+    """The worker's outbox (several in-process workers each have their own)."""
+    box = _outboxes.get(id(worker))
+    if box is None or box.worker is not worker:
+        with _outboxes_lock:
+            box = _outboxes.get(id(worker))
+            if box is None or box.worker is not worker:
+                box = _outboxes[id(worker)] = Outbox(worker)
+    return box

@@ -1,0 +1,124 @@
+"""Every error dagflow raises on purpose, grouped by what the caller can do about it.
+
+```
+DagflowError
+├── DefinitionError        bad decorator options, a cycle, a future misused as a value
+│   └── FutureMisuse       `if fut:` / `fut + 1` / a future from another run
+├── ParameterError         (also a ValueError) flow parameters failed validation
+├── TaskFailed             a task run ended in a failure state; carries run id and cause
+│   ├── TaskTimeout        the task ran past its `timeout`
+│   └── UpstreamFailed     the task did not run because an upstream failed
+├── FlowFailed             a flow run ended FAILED or CRASHED; carries run id and cause
+│   └── FlowTimeout        the flow ran past its `timeout`
+├── FlowCancelled          the flow run was cancelled (Ctrl-C, or on request)
+├── InvalidTransition      a state change the state machine forbids (a bug, never user input)
+├── StoreError             the run history database refused or failed
+└── ClusterError           a cluster could not be found, started or reached
+```
+
+The CLI maps each family to one exit code and a single line of text (`exit_code`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DagflowError(Exception):
+    """Root of dagflow's errors."""
+
+    exit_code = 1
+
+
+class DefinitionError(DagflowError, TypeError, ValueError):
+    """A task or flow definition, or the way a future is used, is wrong.
+
+    Both a `TypeError` and a `ValueError`: a wrong option may be of the wrong type or out of range.
+    """
+
+    exit_code = 2
+
+
+class FutureMisuse(DefinitionError):
+    """A `TaskFuture` was used as if it were its value."""
+
+
+class ParameterError(DagflowError, ValueError):
+    """Flow parameters failed validation; `errors` holds one entry per bad field."""
+
+    exit_code = 2
+
+    def __init__(self, flow_name: str, errors: list[dict[str, Any]]) -> None:
+        self.flow_name = flow_name
+        self.errors = errors
+        parts = []
+        for err in errors:
+            where = ".".join(str(p) for p in err.get("loc", ())) or "(parameters)"
+            parts.append(f"{where}: {err.get('msg', 'invalid')}")
+        super().__init__(f"invalid parameters for flow {flow_name!r}: " + "; ".join(parts))
+
+
+class TaskFailed(DagflowError):
+    """A task run ended in a failure state."""
+
+    def __init__(self, message: str, *, task: str = "", run_id: str = "", cause: str = "") -> None:
+        super().__init__(message)
+        self.task = task
+        self.run_id = run_id
+        self.cause = cause
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_task_failed, (type(self), str(self), self.task, self.run_id, self.cause))
+
+
+def _rebuild_task_failed(
+    cls: type[TaskFailed], message: str, task: str, run_id: str, cause: str
+) -> TaskFailed:
+    return cls(message, task=task, run_id=run_id, cause=cause)
+
+
+class TaskTimeout(TaskFailed, TimeoutError):
+    """A task ran past its `timeout`."""
+
+
+class UpstreamFailed(TaskFailed):
+    """A task was not run because a task it depends on failed."""
+
+
+class FlowFailed(DagflowError):
+    """A flow run ended FAILED or CRASHED."""
+
+    def __init__(self, message: str, *, run_id: str = "", cause: BaseException | None = None):
+        super().__init__(message)
+        self.run_id = run_id
+        self.cause = cause
+
+
+class FlowTimeout(FlowFailed, TimeoutError):
+    """A flow ran past its `timeout`."""
+
+
+class FlowCancelled(DagflowError):
+    """A flow run was cancelled."""
+
+    exit_code = 130
+
+    def __init__(self, message: str, *, run_id: str = "") -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
+class InvalidTransition(DagflowError):
+    """The state machine was asked for a transition it forbids: a bug in dagflow."""
+
+
+class StoreError(DagflowError):
+    """The run history database refused or failed."""
+
+    exit_code = 2
+
+
+class ClusterError(DagflowError):
+    """A cluster could not be named, started or reached."""
+
+    exit_code = 2

@@ -1,0 +1,35 @@
+"""Shared fixtures: an isolated DAGFLOW_HOME per test session, in-process clusters."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def dagflow_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Keep every test's run history away from the user's ~/.dagflow."""
+    home = tmp_path_factory.mktemp("dagflow-home")
+    old = os.environ.get("DAGFLOW_HOME")
+    os.environ["DAGFLOW_HOME"] = str(home)
+    yield home
+    if old is None:
+        os.environ.pop("DAGFLOW_HOME", None)
+    else:
+        os.environ["DAGFLOW_HOME"] = old
+
+
+@pytest.fixture(autouse=True)
+def _no_cluster_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests name their cluster explicitly; an outer DAGFLOW_CLUSTER must not leak in."""
+    monkeypatch.delenv("DAGFLOW_CLUSTER", raising=False)
+
+
+@pytest.fixture
+def threads_cluster(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run flows on the shared in-process cluster (workers are threads of this process)."""
+    monkeypatch.setenv("DAGFLOW_CLUSTER", "local-threads")
+    return "local-threads"
