@@ -88,6 +88,7 @@ class FlowRunner:
         self.lock = threading.RLock()
         self.settled = threading.Condition(self.lock)
         self.inflight: dict[Key, Any] = {}  # key -> distributed.Future, until final
+        self.failed: dict[Key, Any] = {}  # futures holding a `Failure`, until the run ends
         self.observed: set[str] = set()  # failed keys whose error the body saw or allowed
         self.children: list[FlowRunner] = []
         self.cancelling = False  # stop submitting: this attempt is being torn down
@@ -222,30 +223,27 @@ class FlowRunner:
             current_flow_run.reset(token)
 
     def _verdict(self, outcome: dict[str, Any]) -> tuple[StateType, str, BaseException | None]:
-        """The attempt's state from its tasks: failed if any failure went unhandled."""
+        """The attempt's state from its tasks: failed if any failure went unhandled.
+
+        A failure is handled when the body saw it (`.result()` raised) or a downstream task took
+        it through `allow_failure`. A task that could not run because of a handled failure is
+        still unhandled; the error the run reports is then its root cause's.
+        """
         assert self.graph is not None
         token = self.graph.run_token
         with self.lock:
-            unhandled = [
-                tr
-                for tr in self.flow_run.task_runs.values()
-                if tr.state.is_failure
-                and tr.state is not S.UPSTREAM_FAILED
-                and tr.key not in self.observed
-                and token in tr.key
-            ]
-            upstream_only = [
-                tr
-                for tr in self.flow_run.task_runs.values()
-                if tr.state is S.UPSTREAM_FAILED and tr.key not in self.observed and token in tr.key
-            ]
-        if not unhandled and upstream_only:
-            unhandled = upstream_only
+            this_attempt = [tr for tr in self.flow_run.task_runs.values() if token in tr.key]
+        unhandled = [
+            tr for tr in this_attempt if tr.state.is_failure and tr.key not in self.observed
+        ]
         if not unhandled:
             self.flow_run._value = outcome.get("value")
             self.flow_run._has_value = True
             return S.COMPLETED, "", None
-        first = unhandled[0]
+        causes = [tr for tr in unhandled if tr.state is not S.UPSTREAM_FAILED] or [
+            tr for tr in this_attempt if tr.state.is_failure and tr.state is not S.UPSTREAM_FAILED
+        ]
+        first = causes[0] if causes else unhandled[0]
         more = f" (and {len(unhandled) - 1} more)" if len(unhandled) > 1 else ""
         message = f"task {first.name!r} [{first.key}] ended {first.state}: {first.error}{more}"
         return S.FAILED, message, self._task_error(first) or FlowFailed(message, run_id=self.run_id)
@@ -264,16 +262,8 @@ class FlowRunner:
         return value.error if type(value) is Failure else None
 
     def _future_for(self, key: Key) -> Any:
-        from distributed import Future
-
         with self.lock:
-            fut = self.inflight.get(key)
-        if fut is not None:
-            return fut
-        try:
-            return Future(key, self.client)
-        except Exception:
-            return None
+            return self.inflight.get(key) or self.failed.get(key)
 
     def _finish(self, state: StateType, message: str, error: BaseException | None) -> None:
         fr = self.flow_run
@@ -290,8 +280,9 @@ class FlowRunner:
         self._flow_transition(state, time.time(), message)
         fr.ended = time.time()
         with self.lock:
-            futures = list(self.inflight.values())
+            futures = [*self.inflight.values(), *self.failed.values()]
             self.inflight.clear()
+            self.failed.clear()
         for fut in futures:
             fut.release()
 
@@ -614,9 +605,15 @@ class FlowRunner:
                 accepted.append(ev)
                 if ev.to_state.is_final:
                     name, _, index = ks.rpartition("[")
-                    fut = self.inflight.pop((name, int(index[:-1])), None)
+                    key = (name, int(index[:-1]))
+                    fut = self.inflight.pop(key, None)
                     if fut is not None:
-                        fut.release()
+                        if ev.to_state in (S.FAILED, S.TIMED_OUT):
+                            self.failed[key] = fut  # small `Failure`; the run may report it
+                        # Otherwise only drop the runner's reference: the body's `TaskFuture`
+                        # still holds the Dask future while the body may pass it to a later
+                        # wave; releasing it here would let the scheduler forget the result
+                        # and silently recompute the task (and its upstreams) in that wave.
             self.settled.notify_all()
         for ev in accepted:
             if type(ev) is LogEvent:
