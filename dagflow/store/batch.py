@@ -1,0 +1,212 @@
+"""Folding a stretch of the event stream into the rows of one write transaction.
+
+A `Batch` is what the writer commits at once: the runs that started, every transition (history
+rows), every log record, and, per task run and per flow run, one folded delta holding the latest
+state, so that the transaction touches each task run row once however many events it saw. Folding
+mirrors `TaskRun.apply`: latest state wins, attempts only grow, `started` is the first RUNNING,
+errors are kept from the last failure.
+
+`Seen` drops events already folded (an event delivered twice is recorded once); the database's
+unique constraints catch what memory has forgotten.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from dagflow.core.runs import FlowRunStarted, LogEvent, RunEvent, StateEvent
+from dagflow.core.states import StateType
+from dagflow.store.encoding import log_ident
+from dagflow.store.schema import FLOW_LEVEL
+
+
+@dataclass(slots=True)
+class TaskDelta:
+    """The folded effect of a batch's events on one task run row."""
+
+    run_id: str
+    task_key: str
+    task_name: str
+    map_index: int | None = None
+    state: str = StateType.PENDING.value
+    attempts: int = 0
+    started: float | None = None
+    ended: float | None = None
+    worker: str | None = None
+    error_type: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    result_location: str | None = None
+    cache_key: str | None = None
+
+    def apply(self, ev: StateEvent) -> None:
+        self.state = ev.to_state.value
+        self.attempts = max(self.attempts, ev.attempt)
+        if ev.task_name:
+            self.task_name = ev.task_name
+        if ev.map_index is not None:
+            self.map_index = ev.map_index
+        if ev.worker:
+            self.worker = ev.worker
+        if ev.to_state is StateType.RUNNING and self.started is None:
+            self.started = ev.time
+        if ev.to_state.is_final:
+            self.ended = ev.time
+            if ev.to_state.is_failure:
+                self.error_type = ev.error_type
+                self.error = ev.message
+                self.traceback = ev.traceback
+        if ev.result_location:
+            self.result_location = ev.result_location
+        cache_key = getattr(ev, "cache_key", None)  # carried once the engine caches
+        if cache_key:
+            self.cache_key = cache_key
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "task_key": self.task_key,
+            "task_name": self.task_name,
+            "map_index": self.map_index,
+            "state": self.state,
+            "attempts": self.attempts,
+            "started": self.started,
+            "ended": self.ended,
+            "worker": self.worker,
+            "error_type": self.error_type,
+            "error": self.error,
+            "traceback": self.traceback,
+            "result_location": self.result_location,
+            "cache_key": self.cache_key,
+        }
+
+
+@dataclass(slots=True)
+class RunDelta:
+    """The folded effect of a batch's flow-level events on one flow run row."""
+
+    run_id: str
+    state: str
+    attempts: int = 0
+    ended: float | None = None
+    error: str | None = None
+    final: bool = False
+
+    def apply(self, ev: StateEvent) -> None:
+        self.state = ev.to_state.value
+        self.attempts = max(self.attempts, ev.attempt)
+        self.final = ev.to_state.is_final
+        # A run that is active again (resumed) has no end and no error yet.
+        self.ended = ev.time if self.final else None
+        self.error = (ev.message or None) if self.final else None
+
+
+@dataclass(slots=True)
+class Batch:
+    """Events folded for one transaction; `size` counts every event consumed, duplicates too."""
+
+    started: dict[str, FlowRunStarted] = field(default_factory=dict)
+    runs: dict[str, RunDelta] = field(default_factory=dict)
+    tasks: dict[tuple[str, str], TaskDelta] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    logs: list[dict[str, Any]] = field(default_factory=list)
+    size: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.started or self.runs or self.tasks or self.history or self.logs)
+
+    def run_ids(self) -> set[str]:
+        ids = set(self.started) | set(self.runs)
+        ids.update(run_id for run_id, _ in self.tasks)
+        ids.update(row["run_id"] for row in self.logs)
+        return ids
+
+    def add(self, ev: RunEvent) -> None:
+        if isinstance(ev, StateEvent):
+            self._state(ev)
+        elif isinstance(ev, LogEvent):
+            self._log(ev)
+        elif isinstance(ev, FlowRunStarted):
+            self.started.setdefault(ev.run_id, ev)
+
+    def _state(self, ev: StateEvent) -> None:
+        self.history.append(
+            {
+                "run_id": ev.run_id,
+                "task_key": ev.task_key if ev.task_key is not None else FLOW_LEVEL,
+                "from_state": ev.from_state.value if ev.from_state is not None else None,
+                "to_state": ev.to_state.value,
+                "time": ev.time,
+                "attempt": ev.attempt,
+                "message": ev.message or "",
+            }
+        )
+        if ev.task_key is None:
+            delta = self.runs.get(ev.run_id)
+            if delta is None:
+                delta = self.runs[ev.run_id] = RunDelta(ev.run_id, ev.to_state.value)
+            delta.apply(ev)
+            return
+        key = (ev.run_id, ev.task_key)
+        task = self.tasks.get(key)
+        if task is None:
+            name = ev.task_name or ev.task_key.rpartition("-")[0] or ev.task_key
+            task = self.tasks[key] = TaskDelta(ev.run_id, ev.task_key, name)
+        task.apply(ev)
+
+    def _log(self, ev: LogEvent) -> None:
+        self.logs.append(
+            {
+                "run_id": ev.run_id,
+                "task_key": ev.task_key,
+                "task_name": ev.task_name,
+                "level": ev.level,
+                "time": ev.time,
+                "worker": ev.worker,
+                "message": ev.message,
+                "ident": log_ident(ev.task_key, ev.time, ev.message),
+            }
+        )
+
+    def drop_runs(self, run_ids: set[str]) -> int:
+        """Remove every row of `run_ids` (runs with no row and no start); returns rows dropped."""
+        before = len(self.history) + len(self.logs) + len(self.tasks) + len(self.runs)
+        self.history = [r for r in self.history if r["run_id"] not in run_ids]
+        self.logs = [r for r in self.logs if r["run_id"] not in run_ids]
+        self.tasks = {k: v for k, v in self.tasks.items() if k[0] not in run_ids}
+        self.runs = {k: v for k, v in self.runs.items() if k not in run_ids}
+        return before - (len(self.history) + len(self.logs) + len(self.tasks) + len(self.runs))
+
+
+class Seen:
+    """Identities of events already folded, per run; finished runs are forgotten oldest first."""
+
+    def __init__(self, keep_finished: int = 64) -> None:
+        self._active: dict[str, set[Any]] = {}
+        self._finished: OrderedDict[str, set[Any]] = OrderedDict()
+        self._keep = keep_finished
+
+    def first_time(self, ev: RunEvent) -> bool:
+        """True the first time an event is seen (LogEvents are de-duplicated by the database)."""
+        if type(ev) is LogEvent:
+            return True
+        ident: Any = ev.ident if isinstance(ev, StateEvent) else ("started",)
+        seen = self._active.get(ev.run_id)
+        if seen is None:
+            seen = self._finished.get(ev.run_id)
+            if seen is None:
+                seen = self._active[ev.run_id] = set()
+        if ident in seen:
+            return False
+        seen.add(ident)
+        return True
+
+    def finished(self, run_id: str) -> None:
+        seen = self._active.pop(run_id, None)
+        if seen is None:
+            return
+        self._finished[run_id] = seen
+        while len(self._finished) > self._keep:
+            self._finished.popitem(last=False)

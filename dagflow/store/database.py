@@ -1,0 +1,161 @@
+"""Opening the run history database: engines, SQLite pragmas, and the schema version check.
+
+Opening a database never harms one that is not ours. Before anything is written, the database is
+inspected: one with tables but no `dagflow_alembic_version` is not a dagflow database, one whose
+revision this code does not know was written by a newer dagflow, a file SQLite cannot read is
+corrupted or foreign; each is refused with a one-line `StoreError` and left as it was. Only then
+is an SQLite file switched to WAL mode and an empty or older dagflow database upgraded to the
+code's head revision (Alembic, configured in code: no alembic.ini is looked up).
+
+Every SQLite connection gets a busy timeout and foreign keys; PostgreSQL goes through psycopg 3.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, event, inspect
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.exc import DBAPIError, NoSuchModuleError, SQLAlchemyError
+
+from dagflow.errors import StoreError
+from dagflow.store.schema import VERSION_TABLE
+from dagflow.store.settings import display_url
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaStatus:
+    """Where a database stands against the code's migrations."""
+
+    current: str | None
+    head: str
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.head
+
+
+def make_engine(url: URL, application_name: str = "dagflow", pool_size: int = 5) -> Engine:
+    """An engine for `url` with dagflow's connection settings (nothing is connected yet)."""
+    kwargs: dict[str, Any] = {}
+    if url.get_backend_name() == "postgresql":
+        kwargs["connect_args"] = {"application_name": application_name, "connect_timeout": 10}
+        kwargs["pool_pre_ping"] = True
+        kwargs["pool_size"] = pool_size
+    try:
+        engine = create_engine(url, **kwargs)
+    except (NoSuchModuleError, ImportError) as exc:
+        hint = " (install dagflow[postgres])" if url.get_backend_name() == "postgresql" else ""
+        raise StoreError(f"no driver for {display_url(url)}: {exc}{hint}") from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Connection-level settings only: none of these writes to the file.
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.close()
+
+
+def alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _script() -> ScriptDirectory:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(config)
+
+
+def head_revision() -> str:
+    head = _script().get_current_head()
+    assert head is not None
+    return head
+
+
+def known_revisions() -> set[str]:
+    return {script.revision for script in _script().walk_revisions()}
+
+
+def check_schema(engine: Engine) -> SchemaStatus:
+    """Inspect without writing; raise `StoreError` if the database is not one we may touch."""
+    where = display_url(engine.url)
+    try:
+        with engine.connect() as conn:
+            tables = set(inspect(conn).get_table_names())
+            current = None
+            if VERSION_TABLE in tables:
+                current = MigrationContext.configure(
+                    conn, opts={"version_table": VERSION_TABLE}
+                ).get_current_revision()
+            conn.rollback()
+    except DBAPIError as exc:
+        raise StoreError(
+            f"cannot open the dagflow database {where}: {driver_reason(exc)}"
+        ) from None
+    if VERSION_TABLE not in tables and tables:
+        sample = ", ".join(sorted(tables)[:3])
+        raise StoreError(
+            f"{where} is not a dagflow database (it has tables {sample} but no {VERSION_TABLE});"
+            " refusing to touch it"
+        )
+    if current is not None and current not in known_revisions():
+        raise StoreError(
+            f"{where} has schema revision {current}, newer than this dagflow knows"
+            f" (head {head_revision()}); upgrade dagflow to use it"
+        )
+    return SchemaStatus(current, head_revision())
+
+
+def upgrade(engine: Engine) -> SchemaStatus:
+    """Check, then bring the database to the head revision; returns the status before."""
+    status = check_schema(engine)
+    if engine.dialect.name == "sqlite":
+        _enable_wal(engine)
+    if not status.up_to_date:
+        try:
+            with engine.begin() as conn:
+                command.upgrade(alembic_config(conn), "head")
+        except DBAPIError as exc:
+            where = display_url(engine.url)
+            raise StoreError(
+                f"upgrading the dagflow database {where} failed: {driver_reason(exc)}"
+            ) from None
+    return status
+
+
+def _enable_wal(engine: Engine) -> None:
+    if engine.url.database in (None, "", ":memory:"):
+        return
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA journal_mode = WAL")
+            conn.commit()
+    except DBAPIError as exc:
+        where = display_url(engine.url)
+        raise StoreError(
+            f"cannot open the dagflow database {where}: {driver_reason(exc)}"
+        ) from None
+
+
+def driver_reason(exc: SQLAlchemyError) -> str:
+    """The driver's own message, first line only."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()
+    return text[0] if text else type(orig).__name__

@@ -1,0 +1,1 @@
+"""Alembic migrations of the run history database (run by `dagflow.store.database`)."""

@@ -1,0 +1,251 @@
+"""Reading the run history back as `FlowRun` / `TaskRun` / `LogEvent` values.
+
+Owns naming a run (its id or a unique prefix of it), listing runs, and loading one with its task
+runs, its history and a loader for its logs. Every read first applies crash detection
+(`crashes.py`) to the runs it returns, so a run whose driver died is never shown as RUNNING.
+ORM-free: rows become `dagflow.core.runs` values here and nothing else leaves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import Row, select
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+
+from dagflow.core.runs import FlowRun, LogEvent, TaskRun
+from dagflow.core.states import StateType, Transition
+from dagflow.errors import StoreError
+from dagflow.store import crashes
+from dagflow.store.database import driver_reason
+from dagflow.store.encoding import decode_parameters
+from dagflow.store.schema import FLOW_LEVEL, flow_runs, logs, state_history, task_runs
+
+MAX_CANDIDATES = 5
+
+
+def parse_state(state: StateType | str) -> StateType:
+    """A state from user input, case-insensitive; `StoreError` naming the choices otherwise."""
+    if isinstance(state, StateType):
+        return state
+    try:
+        return StateType(str(state).strip().upper())
+    except ValueError:
+        choices = ", ".join(s.value for s in StateType)
+        raise StoreError(f"unknown state {state!r} (one of {choices})") from None
+
+
+class Reader:
+    """Read queries over one engine; `crash_after` is the heartbeat age taken as a crash."""
+
+    def __init__(self, engine: Engine, crash_after: float) -> None:
+        self.engine = engine
+        self.crash_after = crash_after
+
+    # ------------------------------------------------------------------ naming a run
+
+    def resolve(self, ref: str) -> str:
+        """The full id of the run named by `ref` (an id or a unique prefix of one)."""
+        ref = (ref or "").strip()
+        if not ref:
+            raise StoreError("no run id given")
+        escaped = ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        with self._connect() as conn:
+            ids = list(
+                conn.scalars(
+                    select(flow_runs.c.id)
+                    .where(flow_runs.c.id.like(f"{escaped}%", escape="\\"))
+                    .order_by(flow_runs.c.created.desc())
+                    .limit(MAX_CANDIDATES + 1)
+                )
+            )
+        if ref in ids:
+            return ref
+        if not ids:
+            raise StoreError(f"no flow run with id {ref!r}")
+        if len(ids) > 1:
+            shown = ", ".join(ids[:MAX_CANDIDATES])
+            more = " and more" if len(ids) > MAX_CANDIDATES else ""
+            raise StoreError(f"run id {ref!r} is ambiguous: it matches {shown}{more}")
+        return ids[0]
+
+    # ------------------------------------------------------------------ reading runs
+
+    def get_flow_run(self, ref: str) -> FlowRun:
+        """One run by id or unique prefix, with task runs, histories and a log loader."""
+        run_id = self.resolve(ref)
+        shown = self.detect_crashes([run_id])
+        with self._connect() as conn:
+            row = conn.execute(select(flow_runs).where(flow_runs.c.id == run_id)).one()
+            run = self._flow_run(row, shown)
+            run.task_runs = self._task_runs(conn, [run_id])[run_id]
+            history = self._history(conn, run_id)
+        run.history = history.pop(FLOW_LEVEL, [])
+        for key, steps in history.items():
+            task = run.task_runs.get(key)
+            if task is not None:
+                task.history = steps
+        return run
+
+    def list_flow_runs(
+        self, flow: str | None = None, state: StateType | str | None = None, limit: int = 50
+    ) -> list[FlowRun]:
+        """The newest runs first, optionally of one flow and/or in one state."""
+        if limit < 1:
+            raise StoreError(f"limit must be at least 1, got {limit}")
+        wanted = parse_state(state) if state is not None else None
+        shown = self.detect_crashes(None)
+        query = select(flow_runs).order_by(flow_runs.c.created.desc()).limit(limit)
+        if flow is not None:
+            query = query.where(flow_runs.c.flow_name == flow)
+        if wanted is not None:
+            query = query.where(flow_runs.c.state == wanted.value)
+        with self._connect() as conn:
+            runs = [self._flow_run(row, shown) for row in conn.execute(query)]
+            if wanted is not None:
+                runs = [r for r in runs if r.state is wanted]
+            tasks = self._task_runs(conn, [r.id for r in runs])
+        for run in runs:
+            run.task_runs = tasks[run.id]
+        return runs
+
+    def logs(
+        self, run_id: str, task: str | None = None, after: int = 0
+    ) -> list[tuple[int, LogEvent]]:
+        """Log records of a run in time order, as (row id, record); `task` is a name or key."""
+        query = select(logs).where(logs.c.run_id == run_id, logs.c.id > after)
+        if task is not None:
+            query = query.where((logs.c.task_name == task) | (logs.c.task_key == task))
+        query = query.order_by(logs.c.time, logs.c.id)
+        with self._connect() as conn:
+            return [
+                (
+                    row.id,
+                    LogEvent(
+                        row.run_id,
+                        row.task_key,
+                        row.task_name,
+                        row.level,
+                        row.time,
+                        row.message,
+                        row.worker,
+                    ),
+                )
+                for row in conn.execute(query)
+            ]
+
+    def detect_crashes(self, run_ids: list[str] | None) -> dict[str, crashes.Crash]:
+        """Record stale active runs as CRASHED; returns those only shown as such (unrecorded)."""
+        try:
+            with self.engine.connect() as conn:
+                found = crashes.find_stale(conn, self.crash_after, run_ids)
+        except DBAPIError as exc:
+            raise StoreError(f"reading the run history failed: {driver_reason(exc)}") from None
+        if not found:
+            return {}
+        return {c.run_id: c for c in crashes.record(self.engine, found)}
+
+    # ------------------------------------------------------------------ rows to values
+
+    def connect(self) -> _Reading:
+        """A read connection; driver errors become `StoreError`."""
+        return _Reading(self.engine)
+
+    def _connect(self) -> _Reading:
+        return _Reading(self.engine)
+
+    def _flow_run(self, row: Row[tuple[object, ...]], shown: dict[str, crashes.Crash]) -> FlowRun:
+        m = row._mapping
+        run = FlowRun(
+            id=m["id"],
+            flow_name=m["flow_name"],
+            parameters=decode_parameters(m["parameters"]),
+            flow_version=m["flow_version"],
+            state=StateType(m["state"]),
+            started=m["started"],
+            ended=m["ended"],
+            attempts=m["attempts"],
+            error=m["error"],
+            error_type=m["error_type"],
+            parent_run_id=m["parent_run_id"],
+            dashboard_link=m["dashboard_link"],
+            cluster_address=m["cluster_address"],
+        )
+        crash = shown.get(run.id)
+        if crash is not None and run.state is crash.from_state:
+            run.state, run.ended = StateType.CRASHED, crash.time
+            run.error, run.error_type = crash.message, crashes.CRASH_ERROR_TYPE
+        run_id = run.id
+        run._log_loader = lambda: [ev for _, ev in self.logs(run_id)]
+        return run
+
+    def _task_runs(self, conn: Connection, run_ids: list[str]) -> dict[str, dict[str, TaskRun]]:
+        out: dict[str, dict[str, TaskRun]] = {run_id: {} for run_id in run_ids}
+        for chunk in _chunks(run_ids, 500):
+            query = (
+                select(task_runs)
+                .where(task_runs.c.run_id.in_(chunk))
+                .order_by(task_runs.c.started, task_runs.c.task_key)
+            )
+            for row in conn.execute(query):
+                out[row.run_id][row.task_key] = TaskRun(
+                    key=row.task_key,
+                    name=row.task_name,
+                    map_index=row.map_index,
+                    state=StateType(row.state),
+                    attempts=row.attempts,
+                    started=row.started,
+                    ended=row.ended,
+                    worker=row.worker,
+                    error_type=row.error_type,
+                    error=row.error,
+                    traceback=row.traceback,
+                    result_location=row.result_location,
+                )
+        return out
+
+    def _history(self, conn: Connection, run_id: str) -> dict[str, list[Transition]]:
+        out: dict[str, list[Transition]] = {}
+        query = (
+            select(state_history)
+            .where(state_history.c.run_id == run_id)
+            .order_by(state_history.c.time, state_history.c.id)
+        )
+        for row in conn.execute(query):
+            out.setdefault(row.task_key, []).append(
+                Transition(
+                    StateType(row.from_state) if row.from_state else None,
+                    StateType(row.to_state),
+                    row.time,
+                    row.attempt,
+                    row.message,
+                )
+            )
+        return out
+
+
+class _Reading:
+    """A read connection whose driver errors become one-line `StoreError`s."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._conn: Connection | None = None
+
+    def __enter__(self) -> Connection:
+        try:
+            self._conn = self._engine.connect()
+        except DBAPIError as exc:
+            raise StoreError(f"reading the run history failed: {driver_reason(exc)}") from None
+        return self._conn
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        assert self._conn is not None
+        self._conn.close()
+        if isinstance(exc, DBAPIError):
+            raise StoreError(f"reading the run history failed: {driver_reason(exc)}") from None
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

@@ -1,0 +1,122 @@
+"""What the engine asks of the store to resume a run and to reuse cached results.
+
+- `reopen_run(ref)`: the run to resume must exist and have ended FAILED, TIMED_OUT, CRASHED or
+  CANCELLED (crash detection runs first, so a run whose driver died qualifies); returns its flow
+  and recorded parameters.
+- `load_task_outcomes(run_id)`: every task run's state, result location and cache key, by key.
+- `find_cached(cache_key, not_before)`: the newest completed task run with that cache key and a
+  persisted result, ended at or after `not_before`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from dagflow.core.states import StateType
+from dagflow.errors import StoreError
+from dagflow.store.encoding import decode_parameters
+from dagflow.store.reader import Reader
+from dagflow.store.schema import flow_runs, task_runs
+
+RESUMABLE = (StateType.FAILED, StateType.TIMED_OUT, StateType.CRASHED, StateType.CANCELLED)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOutcome:
+    """How one task run of an earlier attempt ended."""
+
+    key: str
+    name: str
+    map_index: int | None
+    state: StateType
+    result_location: str | None
+    cache_key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReopenedRun:
+    """A run that may be resumed: its id, flow and the parameters it was started with."""
+
+    run_id: str
+    flow_name: str
+    flow_version: str | None
+    parameters: dict[str, Any]
+    state: StateType
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class CachedResult:
+    """A completed task run whose persisted result can stand in for running the task again."""
+
+    run_id: str
+    task_key: str
+    result_location: str
+    ended: float
+
+
+def reopen_run(reader: Reader, ref: str) -> ReopenedRun:
+    run_id = reader.resolve(ref)
+    reader.detect_crashes([run_id])
+    with reader.connect() as conn:
+        row = conn.execute(select(flow_runs).where(flow_runs.c.id == run_id)).one()
+    state = StateType(row.state)
+    if state not in RESUMABLE:
+        allowed = ", ".join(s.value for s in RESUMABLE)
+        raise StoreError(f"flow run {run_id} is {state}; only a run that ended {allowed} resumes")
+    return ReopenedRun(
+        run_id,
+        row.flow_name,
+        row.flow_version,
+        decode_parameters(row.parameters),
+        state,
+        row.attempts,
+    )
+
+
+def load_task_outcomes(reader: Reader, run_id: str) -> dict[str, TaskOutcome]:
+    query = select(
+        task_runs.c.task_key,
+        task_runs.c.task_name,
+        task_runs.c.map_index,
+        task_runs.c.state,
+        task_runs.c.result_location,
+        task_runs.c.cache_key,
+    ).where(task_runs.c.run_id == run_id)
+    with reader.connect() as conn:
+        return {
+            row.task_key: TaskOutcome(
+                row.task_key,
+                row.task_name,
+                row.map_index,
+                StateType(row.state),
+                row.result_location,
+                row.cache_key,
+            )
+            for row in conn.execute(query)
+        }
+
+
+def find_cached(reader: Reader, cache_key: str, not_before: float | None) -> CachedResult | None:
+    query = (
+        select(
+            task_runs.c.run_id, task_runs.c.task_key, task_runs.c.result_location, task_runs.c.ended
+        )
+        .where(
+            task_runs.c.cache_key == cache_key,
+            task_runs.c.state.in_([StateType.COMPLETED.value, StateType.CACHED.value]),
+            task_runs.c.result_location.is_not(None),
+        )
+        .order_by(task_runs.c.ended.desc())
+        .limit(1)
+    )
+    if not_before is not None:
+        query = query.where(task_runs.c.ended >= not_before)
+    with reader.connect() as conn:
+        row = conn.execute(query).first()
+    if row is None:
+        return None
+    return CachedResult(row.run_id, row.task_key, row.result_location, row.ended)

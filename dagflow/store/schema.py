@@ -1,0 +1,120 @@
+"""The tables of the run history (SQLAlchemy Core), the one place their shape is written down.
+
+- `flows`: one row per flow name, with the last version seen.
+- `flow_runs`: one row per run; `heartbeat` is refreshed by the driver's writer while it lives.
+- `task_runs`: one row per (run, task key) holding the latest known state of the task run.
+- `state_history`: append-only, one row per transition of a run (`task_key = ''`) or of a task
+  run; unique on (run_id, task_key, attempt, to_state), which is an event's identity, so a
+  transition delivered twice is stored once.
+- `logs`: log records; unique on (run_id, ident), `ident` a hash of the record's identity.
+
+Every time is a float: seconds since the UNIX epoch (UTC), as the engine's events carry them.
+The Alembic revisions in `migrations/versions` must create exactly this (a test compares them).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+VERSION_TABLE = "dagflow_alembic_version"
+FLOW_LEVEL = ""  # task_key of a flow run's own transitions in `state_history`
+
+flows = Table(
+    "flows",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("version", String(255), nullable=True),
+    Column("created", Float, nullable=False),
+)
+
+flow_runs = Table(
+    "flow_runs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("flow_name", String(255), ForeignKey("flows.name"), nullable=False),
+    Column("flow_version", String(255), nullable=True),
+    Column("parameters", Text, nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("created", Float, nullable=False),
+    Column("started", Float, nullable=True),
+    Column("ended", Float, nullable=True),
+    Column("heartbeat", Float, nullable=True),
+    Column("parent_run_id", String(64), nullable=True),
+    Column("parent_task_key", String(255), nullable=True),
+    Column("cluster_address", String(512), nullable=True),
+    Column("dashboard_link", String(1024), nullable=True),
+    Column("error_type", String(255), nullable=True),
+    Column("error", Text, nullable=True),
+    Index("ix_flow_runs_flow_created", "flow_name", "created"),
+    Index("ix_flow_runs_state_created", "state", "created"),
+    Index("ix_flow_runs_state_heartbeat", "state", "heartbeat"),
+    Index("ix_flow_runs_created", "created"),
+    Index("ix_flow_runs_parent", "parent_run_id"),
+)
+
+task_runs = Table(
+    "task_runs",
+    metadata,
+    Column("run_id", String(64), ForeignKey("flow_runs.id"), primary_key=True),
+    Column("task_key", String(255), primary_key=True),
+    Column("task_name", String(255), nullable=False),
+    Column("map_index", Integer, nullable=True),
+    Column("state", String(32), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("started", Float, nullable=True),
+    Column("ended", Float, nullable=True),
+    Column("worker", String(512), nullable=True),
+    Column("error_type", String(255), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("traceback", Text, nullable=True),
+    Column("result_location", Text, nullable=True),
+    Column("cache_key", String(255), nullable=True),
+    Index("ix_task_runs_run_name", "run_id", "task_name"),
+    Index("ix_task_runs_cache_key", "cache_key", "ended"),
+)
+
+state_history = Table(
+    "state_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), ForeignKey("flow_runs.id"), nullable=False),
+    Column("task_key", String(255), nullable=False),
+    Column("from_state", String(32), nullable=True),
+    Column("to_state", String(32), nullable=False),
+    Column("time", Float, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("message", Text, nullable=False),
+    UniqueConstraint(
+        "run_id", "task_key", "attempt", "to_state", name="uq_state_history_transition"
+    ),
+)
+
+logs = Table(
+    "logs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), ForeignKey("flow_runs.id"), nullable=False),
+    Column("task_key", String(255), nullable=True),
+    Column("task_name", String(255), nullable=True),
+    Column("level", Integer, nullable=False),
+    Column("time", Float, nullable=False),
+    Column("worker", String(512), nullable=True),
+    Column("message", Text, nullable=False),
+    Column("ident", String(32), nullable=False),
+    UniqueConstraint("run_id", "ident", name="uq_logs_ident"),
+    Index("ix_logs_run_time", "run_id", "time"),
+)
