@@ -1,25 +1,54 @@
-"""Naming and opening Dask clusters: `local`, `local-threads`, or a scheduler address.
+"""Naming and opening Dask clusters: built-in names, profile names or files, scheduler addresses.
 
-A cluster named once is opened once per Python process and reused by every later run (a notebook
+A cluster is named by `local`, `local-threads`, a profile name (a file `NAME.yaml` in `./clusters/`
+or `$DAGFLOW_HOME/clusters/`), a path to a profile file, or a scheduler address (`tcp://host:port`).
+`resolve_name` picks the name (CLI flag, `DAGFLOW_CLUSTER`, the flow's `cluster=`, then `local`);
+`get_cluster` turns it into an open `ClusterHandle`.
+
+A cluster is opened once per Python process and reused by every later run that names it (a notebook
 must not pay a cluster start per run); everything opened here is closed at interpreter exit.
-Local clusters and their dashboards listen on 127.0.0.1 only.
+Local clusters and their dashboards listen on 127.0.0.1 only unless a profile says otherwise.
 """
 
 from __future__ import annotations
 
 import atexit
+import importlib
+import inspect
+import ipaddress
 import logging
 import os
+import re
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from dagflow.errors import ClusterError
+from dagflow.profiles import (
+    JOBQUEUE_SYSTEMS,
+    PROFILE_SUFFIXES,
+    AddressProfile,
+    ClassProfile,
+    ClusterProfile,
+    JobqueueProfile,
+    KubernetesProfile,
+    LocalProfile,
+    SSHProfile,
+    _Managed,
+    address_profile,
+    builtin_profile,
+    find_profile_file,
+    load_profile,
+)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CLUSTER = "local"
 ENV_CLUSTER = "DAGFLOW_CLUSTER"
+DASHBOARD_PRELOAD = "dagflow.dashboard"
+_HOST_PORT = re.compile(r"^[A-Za-z0-9.\-]+:\d{1,5}$|^\[[0-9A-Fa-f:]+\]:\d{1,5}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +58,7 @@ class ClusterHandle:
     name: str
     client: Any  # distributed.Client
     cluster: Any  # distributed.deploy.Cluster | None (None when connected to an address)
+    dashboard_host: str | None = None  # the host the dashboard listens on, when known
 
     @property
     def address(self) -> str:
@@ -37,9 +67,16 @@ class ClusterHandle:
     @property
     def dashboard_link(self) -> str | None:
         try:
-            return str(self.client.dashboard_link)
+            link = str(self.client.dashboard_link)
         except Exception:
             return None
+        if self.dashboard_host:
+            # Dask builds the link from the scheduler's host, which for an in-process
+            # cluster is the machine's address, not the loopback the dashboard is bound to.
+            parts = urlsplit(link)
+            if parts.port is not None:
+                link = urlunsplit(parts._replace(netloc=f"{self.dashboard_host}:{parts.port}"))
+        return link
 
 
 _open: dict[str, ClusterHandle] = {}
@@ -54,58 +91,296 @@ def resolve_name(cli: str | None = None, flow: str | None = None) -> str:
     return DEFAULT_CLUSTER
 
 
+def find_profile(name: str) -> ClusterProfile:
+    """The profile a cluster name stands for (see the module docstring for the lookup order)."""
+    name = name.strip()
+    if "://" in name:
+        return address_profile(name)
+    if name.endswith(PROFILE_SUFFIXES) or os.sep in name or "/" in name:
+        return load_profile(Path(name).expanduser())
+    path = find_profile_file(name)
+    if path is not None:
+        return load_profile(path)
+    builtin = builtin_profile(name)
+    if builtin is not None:
+        return builtin
+    if _HOST_PORT.match(name):
+        return address_profile(f"tcp://{name}")
+    raise ClusterError(
+        f"unknown cluster {name!r}: no profile {name}.yaml in ./clusters or "
+        "$DAGFLOW_HOME/clusters; use 'local', 'local-threads', a profile name or file, "
+        "or a scheduler address such as tcp://127.0.0.1:8786"
+    )
+
+
 def get_cluster(name: str) -> ClusterHandle:
-    """The open cluster called `name`, opening it on first use."""
-    handle = _open.get(name)
-    if handle is not None and handle.client.status in ("running", "connecting"):
+    """The open cluster called `name` (any form `find_profile` accepts), opening it on first use.
+
+    The name is resolved on every call (a profile name depends on the working directory); the
+    open cluster is keyed by what it resolved to, so two names for one profile share a cluster.
+    """
+    profile = find_profile(name)
+    ident = _identity(profile)
+    handle = _open.get(ident)
+    if handle is not None and _alive(handle):
         return handle
     with _lock:
-        handle = _open.get(name)
-        if handle is not None and handle.client.status in ("running", "connecting"):
-            return handle
-        handle = _open[name] = _connect(name)
+        handle = _open.get(ident)
+        if handle is None or not _alive(handle):
+            handle = _open[ident] = open_profile(profile, name)
         return handle
+
+
+def _alive(handle: ClusterHandle) -> bool:
+    return handle.client.status in ("running", "connecting")
+
+
+def _identity(profile: ClusterProfile) -> str:
+    if isinstance(profile, AddressProfile):
+        return f"address:{profile.address}"
+    return f"profile:{profile.source}"
+
+
+def open_profile(profile: ClusterProfile, name: str | None = None) -> ClusterHandle:
+    """Open what `profile` describes: connect to its scheduler, or start its cluster."""
+    import dask
+
+    label = name or profile.source
+    with dask.config.set(profile.dask_config):
+        if isinstance(profile, AddressProfile):
+            return ClusterHandle(label, _connect(profile), None)
+        cluster = _start(profile)
+        try:
+            _scale(cluster, profile)
+            from distributed import Client
+
+            client = Client(cluster, set_as_default=False)
+        except ClusterError:
+            cluster.close()
+            raise
+        except Exception as exc:
+            cluster.close()
+            raise ClusterError(
+                f"{profile.source}: could not connect to the cluster: {exc}"
+            ) from None
+        return ClusterHandle(label, client, cluster, _dashboard_host(profile))
+
+
+def _connect(profile: AddressProfile) -> Any:
+    from distributed import Client
+    from distributed.security import Security
+
+    address = profile.address
+    warning = insecure_address_warning(address)
+    if warning:
+        log.warning(warning)
+    security = None
+    if profile.tls is not None:
+        security = Security(
+            tls_ca_file=profile.tls.ca_file,
+            tls_client_cert=profile.tls.cert,
+            tls_client_key=profile.tls.key,
+            require_encryption=True,
+        )
+    try:
+        return Client(
+            address, security=security, set_as_default=False, timeout=f"{profile.timeout}s"
+        )
+    except (OSError, TimeoutError) as exc:
+        where = "" if profile.source == address else f"{profile.source}: address: "
+        raise ClusterError(
+            f"{where}cannot reach the Dask scheduler at {address}: {_one_line(exc)}"
+        ) from None
+    except Exception as exc:
+        raise ClusterError(
+            f"{profile.source}: cannot connect to {address}: {_one_line(exc)}"
+        ) from None
+
+
+def insecure_address_warning(address: str) -> str | None:
+    """The warning for plain TCP to a scheduler that is not on this machine, else None."""
+    if not address.startswith(("tcp://", "ws://")):
+        return None
+    host = address.split("://", 1)[1].rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass
+    return (
+        f"connecting to {address} over plain TCP: traffic, including task code and data, is "
+        "unencrypted and anyone who can reach the scheduler can run code on it; use a tls:// "
+        "address with a profile of kind 'address' and tls: {ca_file, cert, key} "
+        "(see clusters/remote-tls.yaml)"
+    )
+
+
+# ----------------------------------------------------------------------------- starting
+
+
+def _start(profile: ClusterProfile) -> Any:
+    cls, options = _cluster_class(profile)
+    _check_options(cls, options, profile)
+    try:
+        return cls(**options)
+    except ClusterError:
+        raise
+    except Exception as exc:
+        raise ClusterError(
+            f"{profile.source}: could not start the {cls.__name__}: {_one_line(exc)}"
+        ) from None
+
+
+def _cluster_class(profile: ClusterProfile) -> tuple[type, dict[str, Any]]:
+    if isinstance(profile, LocalProfile):
+        from distributed import LocalCluster
+
+        return LocalCluster, local_options(profile)
+    if isinstance(profile, SSHProfile):
+        cls = _import_manager("distributed.deploy.ssh", "SSHCluster", "asyncssh", "ssh", profile)
+        return cls, {"hosts": profile.hosts, **profile.options}
+    if isinstance(profile, JobqueueProfile):
+        name = JOBQUEUE_SYSTEMS[profile.system]
+        cls = _import_manager("dask_jobqueue", name, "dask_jobqueue", "jobqueue", profile)
+        return cls, dict(profile.options)
+    if isinstance(profile, KubernetesProfile):
+        cls = _import_manager(
+            "dask_kubernetes.operator", "KubeCluster", "dask_kubernetes", "kubernetes", profile
+        )
+        return cls, dict(profile.options)
+    if isinstance(profile, ClassProfile):
+        return _import_class(profile), dict(profile.options)
+    raise ClusterError(f"{profile.source}: kind {profile.kind!r} does not start a cluster")
+
+
+def local_options(profile: LocalProfile) -> dict[str, Any]:
+    """`LocalCluster` keyword arguments for a local profile (loopback, dagflow's dashboard page)."""
+    opts = profile.options
+    scheduler_kwargs = dict(opts.scheduler_options)
+    if _has_dashboard():
+        preload = scheduler_kwargs.get("preload") or []
+        preload = [preload] if isinstance(preload, str) else list(preload)
+        if DASHBOARD_PRELOAD not in preload:
+            preload.append(DASHBOARD_PRELOAD)
+        scheduler_kwargs["preload"] = preload
+    kwargs: dict[str, Any] = {
+        "n_workers": opts.n_workers if opts.n_workers is not None else _local_workers(),
+        "threads_per_worker": opts.threads_per_worker,
+        "processes": opts.processes,
+        "memory_limit": opts.memory_limit,
+        "scheduler_port": opts.scheduler_port,
+        "dashboard_address": opts.dashboard_address,
+        "silence_logs": opts.silence_logs,
+        "scheduler_kwargs": scheduler_kwargs,
+        **opts.worker_options,
+    }
+    if opts.processes:
+        # in-process workers talk over inproc://; worker processes over TCP on `host`
+        kwargs["host"] = opts.host
+    if opts.resources:
+        kwargs["resources"] = dict(opts.resources)
+    return kwargs
+
+
+def _dashboard_host(profile: ClusterProfile) -> str | None:
+    if isinstance(profile, LocalProfile) and profile.options.dashboard_address:
+        host = profile.options.dashboard_address.rpartition(":")[0].strip("[]")
+        return host or None
+    return None
 
 
 def _local_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def _connect(name: str) -> ClusterHandle:
-    from distributed import Client, LocalCluster
-
-    if name in ("local", "local-threads"):
-        processes = name == "local"
-        try:
-            cluster = LocalCluster(
-                n_workers=_local_workers(),
-                threads_per_worker=1,
-                processes=processes,
-                # in-process workers talk over inproc://; worker processes over loopback TCP
-                **({"host": "127.0.0.1"} if processes else {}),
-                dashboard_address="127.0.0.1:8787",
-                scheduler_kwargs={"preload": ["dagflow.dashboard"]} if _has_dashboard() else {},
-            )
-        except Exception as exc:
-            raise ClusterError(f"could not start the {name!r} cluster: {exc}") from exc
-        client = Client(cluster, set_as_default=False)
-        return ClusterHandle(name, client, cluster)
-    if "://" in name:
-        try:
-            client = Client(name, set_as_default=False, timeout="10s")
-        except (OSError, TimeoutError) as exc:
-            raise ClusterError(f"cannot reach the Dask scheduler at {name}: {exc}") from None
-        return ClusterHandle(name, client, None)
-    raise ClusterError(
-        f"unknown cluster {name!r}: use 'local', 'local-threads' or a scheduler address "
-        "such as tcp://127.0.0.1:8786"
-    )
-
-
 def _has_dashboard() -> bool:
     import importlib.util
 
-    return importlib.util.find_spec("dagflow.dashboard") is not None
+    return importlib.util.find_spec(DASHBOARD_PRELOAD) is not None
+
+
+def _import_manager(module: str, name: str, needs: str, extra: str, profile: ClusterProfile) -> Any:
+    import importlib.util
+
+    if importlib.util.find_spec(needs) is None:
+        raise ClusterError(
+            f"{profile.source}: kind {profile.kind!r} needs the {needs} package: "
+            f"pip install 'dagflow[{extra}]'"
+        )
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ClusterError(
+            f"{profile.source}: cannot load {module}.{name} ({_one_line(exc)}); "
+            f"pip install 'dagflow[{extra}]'"
+        ) from None
+
+
+def _import_class(profile: ClassProfile) -> type:
+    from distributed.deploy import Cluster
+
+    module, _, name = profile.cluster_class.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ClusterError(
+            f"{profile.source}: class: cannot import {profile.cluster_class!r} ({_one_line(exc)})"
+        ) from None
+    if not (isinstance(cls, type) and issubclass(cls, Cluster)):
+        raise ClusterError(
+            f"{profile.source}: class: {profile.cluster_class!r} is not a "
+            "distributed.deploy.Cluster subclass"
+        )
+    return cls
+
+
+def _check_options(cls: type, options: dict[str, Any], profile: ClusterProfile) -> None:
+    """Name an option the class cannot take, when its signature says so (no **kwargs)."""
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    for option in options:
+        if option not in params:
+            raise ClusterError(
+                f"{profile.source}: options.{option}: unknown option for {cls.__name__}"
+            )
+
+
+def _scale(cluster: Any, profile: ClusterProfile) -> None:
+    if not isinstance(profile, _Managed):
+        return
+    try:
+        if profile.adapt is not None:
+            cluster.adapt(minimum=profile.adapt.minimum, maximum=profile.adapt.maximum)
+        elif profile.scale is not None:
+            cluster.scale(profile.scale)
+    except Exception as exc:
+        raise ClusterError(f"{profile.source}: could not scale the cluster: {exc}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+# ----------------------------------------------------------------------------- queries
+
+
+def missing_resources(client: Any, required: dict[str, float]) -> list[str]:
+    """Names in `required` that no current worker declares with at least that amount."""
+    if not required:
+        return []
+    workers = client.scheduler_info(n_workers=-1).get("workers", {})
+    missing = []
+    for name, amount in required.items():
+        if not any((w.get("resources") or {}).get(name, 0) >= amount for w in workers.values()):
+            missing.append(name)
+    return missing
 
 
 def close_all() -> None:
