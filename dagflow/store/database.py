@@ -12,6 +12,7 @@ Every SQLite connection gets a busy timeout and foreign keys; PostgreSQL goes th
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,17 @@ class SchemaStatus:
         return self.current == self.head
 
 
-def make_engine(url: URL, application_name: str = "dagflow", pool_size: int = 5) -> Engine:
-    """An engine for `url` with dagflow's connection settings (nothing is connected yet)."""
+def make_engine(
+    url: URL,
+    application_name: str = "dagflow",
+    pool_size: int = 5,
+    busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+) -> Engine:
+    """An engine for `url` with dagflow's connection settings (nothing is connected yet).
+
+    `busy_timeout_ms` is how long an SQLite statement waits for another writer's lock before it
+    fails with "database is locked".
+    """
     kwargs: dict[str, Any] = {}
     if url.get_backend_name() == "postgresql":
         kwargs["connect_args"] = {"application_name": application_name, "connect_timeout": 10}
@@ -57,14 +67,14 @@ def make_engine(url: URL, application_name: str = "dagflow", pool_size: int = 5)
         hint = " (install dagflow[postgres])" if url.get_backend_name() == "postgresql" else ""
         raise StoreError(f"no driver for {display_url(url)}: {exc}{hint}") from None
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", functools.partial(_sqlite_pragmas, busy_timeout_ms))
     return engine
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(busy_timeout_ms: int, dbapi_connection: Any, _record: Any) -> None:
     # Connection-level settings only: none of these writes to the file.
     cursor = dbapi_connection.cursor()
-    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.close()

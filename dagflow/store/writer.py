@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 FLUSH_INTERVAL = 0.2
 MAX_BACKOFF = 2.0
 EAGER_BATCH = 20_000  # write at once when this many events wait, without waiting the interval
+WRITER_BUSY_TIMEOUT_MS = 1000
 GIVE_UP_AFTER = 5  # attempts at a batch failing for a reason other than the connection
 
 
@@ -60,7 +61,10 @@ class StoreWriter:
     ) -> None:
         self.url = url
         self.application_name = application_name or f"dagflow-writer-{os.getpid()}"
-        self._engine = make_engine(url, self.application_name, pool_size=1)
+        # A short lock wait: the retry loop, not SQLite, waits out a long lock.
+        self._engine = make_engine(
+            url, self.application_name, pool_size=1, busy_timeout_ms=WRITER_BUSY_TIMEOUT_MS
+        )
         self._pg = self._engine.dialect.name == "postgresql"
         self._heartbeat_seconds = heartbeat_seconds
         self._interval = flush_interval
