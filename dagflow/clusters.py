@@ -13,12 +13,14 @@ Local clusters and their dashboards listen on 127.0.0.1 only unless a profile sa
 from __future__ import annotations
 
 import atexit
+import functools
 import importlib
 import inspect
 import ipaddress
 import logging
 import os
 import re
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +61,7 @@ class ClusterHandle:
     client: Any  # distributed.Client
     cluster: Any  # distributed.deploy.Cluster | None (None when connected to an address)
     dashboard_host: str | None = None  # the host the dashboard listens on, when known
+    adaptive: bool = False  # workers come and go: a resource missing now may appear later
 
     @property
     def address(self) -> str:
@@ -163,7 +166,8 @@ def open_profile(profile: ClusterProfile, name: str | None = None) -> ClusterHan
             raise ClusterError(
                 f"{profile.source}: could not connect to the cluster: {exc}"
             ) from None
-        return ClusterHandle(label, client, cluster, _dashboard_host(profile))
+        adaptive = isinstance(profile, _Managed) and profile.adapt is not None
+        return ClusterHandle(label, client, cluster, _dashboard_host(profile), adaptive)
 
 
 def _connect(profile: AddressProfile) -> Any:
@@ -383,18 +387,71 @@ def missing_resources(client: Any, required: dict[str, float]) -> list[str]:
     return missing
 
 
+def ship_by_value(fn: Any) -> bool:
+    """Make cloudpickle send `fn`'s own package by value when no installed distribution has it.
+
+    The scheduler (which unpickles the graph) and the workers can then run a flow from a file or
+    a notebook-side module they do not have; an installed package is sent by reference as usual.
+    Returns whether the package is (now) sent by value. Cheap after the first call.
+    """
+    module_name = getattr(fn, "__module__", None)
+    if not module_name or module_name == "__main__":
+        return False
+    top = module_name.partition(".")[0]
+    if top in _by_value:
+        return True
+    if top in sys.stdlib_module_names or top in _installed_packages():
+        return False
+    module = sys.modules.get(top)
+    if module is None:
+        return False
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(module)
+    _by_value.add(top)
+    log.debug("sending module %s to the cluster by value (not installed)", top)
+    return True
+
+
+_by_value: set[str] = set()
+
+
+@functools.cache
+def _installed_packages() -> frozenset[str]:
+    """Top-level names provided by installed distributions (editable installs included)."""
+    import importlib.metadata
+
+    return frozenset(importlib.metadata.packages_distributions())
+
+
+def close(name: str) -> None:
+    """Close the cluster `name` resolves to, if this process opened it."""
+    try:
+        ident = _identity(find_profile(name))
+    except ClusterError:
+        return
+    with _lock:
+        handle = _open.pop(ident, None)
+    if handle is not None:
+        _close(handle)
+
+
+def _close(handle: ClusterHandle) -> None:
+    try:
+        handle.client.close()
+        if handle.cluster is not None:
+            handle.cluster.close()
+    except Exception:
+        log.debug("error closing cluster %s", handle.name, exc_info=True)
+
+
 def close_all() -> None:
     """Close every cluster this process opened (also run at exit)."""
     with _lock:
         handles = list(_open.values())
         _open.clear()
     for handle in handles:
-        try:
-            handle.client.close()
-            if handle.cluster is not None:
-                handle.cluster.close()
-        except Exception:
-            log.debug("error closing cluster %s", handle.name, exc_info=True)
+        _close(handle)
 
 
 atexit.register(close_all)
