@@ -14,6 +14,7 @@ from dagflow.core.graph import TaskFuture, allow_failure, unmapped
 from dagflow.core.runs import FlowRun, LogEvent, StateEvent, TaskRun
 from dagflow.core.states import StateType, Transition
 from dagflow.engine import api as _engine_api  # noqa: F401  (registers the engine)
+from dagflow.engine.caching import CacheContext, inputs_hash
 from dagflow.engine.logs import get_run_logger
 from dagflow.errors import (
     ClusterError,
@@ -30,8 +31,13 @@ from dagflow.errors import (
     TaskTimeout,
     UpstreamFailed,
 )
+from dagflow.orchestrator import install as _install_store
+from dagflow.store import get_flow_run, list_flow_runs
+
+_install_store()
 
 __all__ = [
+    "CacheContext",
     "ClusterError",
     "DagflowError",
     "DefinitionError",
@@ -57,7 +63,10 @@ __all__ = [
     "__version__",
     "allow_failure",
     "flow",
+    "get_flow_run",
     "get_run_logger",
+    "inputs_hash",
+    "list_flow_runs",
     "task",
     "unmapped",
 ]

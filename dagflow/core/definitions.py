@@ -91,6 +91,34 @@ def _check_resources(owner: str, resources: object) -> tuple[tuple[str, float], 
     return tuple(sorted(out))
 
 
+RESULT_SERIALIZERS = ("cloudpickle", "json")
+
+
+def _check_serializer(owner: str, serializer: object) -> str:
+    if serializer not in RESULT_SERIALIZERS:
+        raise DefinitionError(
+            f"{owner}: result_serializer must be one of {', '.join(RESULT_SERIALIZERS)}, "
+            f"got {serializer!r}"
+        )
+    return str(serializer)
+
+
+def _check_hooks(owner: str, option: str, hooks: object) -> tuple[Callable[..., Any], ...]:
+    if hooks is None:
+        return ()
+    items = tuple(hooks) if isinstance(hooks, (list, tuple)) else (hooks,)
+    for hook in items:
+        if not callable(hook):
+            raise DefinitionError(f"{owner}: {option} takes callables, got {hook!r}")
+    return items
+
+
+def _check_optional_bool(owner: str, option: str, value: object) -> bool | None:
+    if value is None:
+        return None
+    return _check_bool(owner, option, value)
+
+
 def _check_priority(owner: str, priority: object) -> int:
     if isinstance(priority, bool) or not isinstance(priority, int):
         raise DefinitionError(f"{owner}: priority must be an int, got {priority!r}")
@@ -108,6 +136,14 @@ class TaskOptions:
     resources: tuple[tuple[str, float], ...]
     priority: int
     log_prints: bool
+    persist_result: bool | None = None
+    result_serializer: str = "cloudpickle"
+    cache_key_fn: Callable[..., Any] | None = None
+    cache_expiration: float | None = None
+    refresh_cache: bool = False
+    on_completion: tuple[Callable[..., Any], ...] = ()
+    on_failure: tuple[Callable[..., Any], ...] = ()
+    on_crashed: tuple[Callable[..., Any], ...] = ()
 
 
 class Task(Generic[P, R]):
@@ -128,6 +164,14 @@ class Task(Generic[P, R]):
         resources: Mapping[str, float] | None = None,
         priority: int = 0,
         log_prints: bool = False,
+        persist_result: bool | None = None,
+        result_serializer: str = "cloudpickle",
+        cache_key_fn: Callable[..., Any] | None = None,
+        cache_expiration: Any = None,
+        refresh_cache: bool = False,
+        on_completion: Any = None,
+        on_failure: Any = None,
+        on_crashed: Any = None,
     ) -> None:
         _check_callable("task", fn)
         task_name = _name("task", fn, name)
@@ -145,7 +189,17 @@ class Task(Generic[P, R]):
             "resources": resources,
             "priority": priority,
             "log_prints": log_prints,
+            "persist_result": persist_result,
+            "result_serializer": result_serializer,
+            "cache_key_fn": cache_key_fn,
+            "cache_expiration": cache_expiration,
+            "refresh_cache": refresh_cache,
+            "on_completion": on_completion,
+            "on_failure": on_failure,
+            "on_crashed": on_crashed,
         }
+        if cache_key_fn is not None and not callable(cache_key_fn):
+            raise DefinitionError(f"{owner}: cache_key_fn must be callable, got {cache_key_fn!r}")
         self.options = TaskOptions(
             name=task_name,
             retry=RetryPolicy.build(
@@ -156,6 +210,14 @@ class Task(Generic[P, R]):
             resources=_check_resources(owner, resources),
             priority=_check_priority(owner, priority),
             log_prints=_check_bool(owner, "log_prints", log_prints),
+            persist_result=_check_optional_bool(owner, "persist_result", persist_result),
+            result_serializer=_check_serializer(owner, result_serializer),
+            cache_key_fn=cache_key_fn,
+            cache_expiration=timeout_seconds(owner, cache_expiration),
+            refresh_cache=_check_bool(owner, "refresh_cache", refresh_cache),
+            on_completion=_check_hooks(owner, "on_completion", on_completion),
+            on_failure=_check_hooks(owner, "on_failure", on_failure),
+            on_crashed=_check_hooks(owner, "on_crashed", on_crashed),
         )
         self.slug = slugify(task_name)
         self.__doc__ = getattr(fn, "__doc__", None)
@@ -255,6 +317,11 @@ class FlowOptions:
     cluster: str | None
     log_prints: bool
     validate_parameters: bool
+    persist_results: bool = False
+    result_serializer: str = "cloudpickle"
+    on_completion: tuple[Callable[..., Any], ...] = ()
+    on_failure: tuple[Callable[..., Any], ...] = ()
+    on_crashed: tuple[Callable[..., Any], ...] = ()
 
 
 class Flow(Generic[P, R]):
@@ -273,6 +340,11 @@ class Flow(Generic[P, R]):
         cluster: str | None = None,
         log_prints: bool = False,
         validate_parameters: bool = True,
+        persist_results: bool = False,
+        result_serializer: str = "cloudpickle",
+        on_completion: Any = None,
+        on_failure: Any = None,
+        on_crashed: Any = None,
     ) -> None:
         _check_callable("flow", fn)
         flow_name = _name("flow", fn, name)
@@ -297,6 +369,11 @@ class Flow(Generic[P, R]):
             "cluster": cluster,
             "log_prints": log_prints,
             "validate_parameters": validate_parameters,
+            "persist_results": persist_results,
+            "result_serializer": result_serializer,
+            "on_completion": on_completion,
+            "on_failure": on_failure,
+            "on_crashed": on_crashed,
         }
         doc = inspect.getdoc(fn)
         self.options = FlowOptions(
@@ -308,6 +385,11 @@ class Flow(Generic[P, R]):
             cluster=cluster,
             log_prints=_check_bool(owner, "log_prints", log_prints),
             validate_parameters=_check_bool(owner, "validate_parameters", validate_parameters),
+            persist_results=_check_bool(owner, "persist_results", persist_results),
+            result_serializer=_check_serializer(owner, result_serializer),
+            on_completion=_check_hooks(owner, "on_completion", on_completion),
+            on_failure=_check_hooks(owner, "on_failure", on_failure),
+            on_crashed=_check_hooks(owner, "on_crashed", on_crashed),
         )
         self.parameters = ParameterModel(fn, flow_name)
         self.__doc__ = doc
@@ -357,6 +439,10 @@ class Flow(Generic[P, R]):
         """Run the flow and return its `FlowRun`, whatever state it ends in."""
         return get_engine().run_flow(self, args, kwargs)  # type: ignore[no-any-return,unused-ignore]
 
+    def resume(self, run_id: str, *, force: bool = False) -> FlowRun:
+        """Finish a FAILED, CRASHED or CANCELLED run under its id, reusing persisted results."""
+        return get_engine().resume_flow(self, run_id, force=force)  # type: ignore[no-any-return,unused-ignore]
+
     def __repr__(self) -> str:
         return f"Flow({self.name!r})"
 
@@ -386,6 +472,14 @@ def task(
     resources: Mapping[str, float] | None = ...,
     priority: int = ...,
     log_prints: bool = ...,
+    persist_result: bool | None = ...,
+    result_serializer: str = ...,
+    cache_key_fn: Callable[..., Any] | None = ...,
+    cache_expiration: Any = ...,
+    refresh_cache: bool = ...,
+    on_completion: Any = ...,
+    on_failure: Any = ...,
+    on_crashed: Any = ...,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
@@ -420,6 +514,11 @@ def flow(
     cluster: str | None = ...,
     log_prints: bool = ...,
     validate_parameters: bool = ...,
+    persist_results: bool = ...,
+    result_serializer: str = ...,
+    on_completion: Any = ...,
+    on_failure: Any = ...,
+    on_crashed: Any = ...,
 ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 
 

@@ -52,6 +52,9 @@ class StateEvent:
     error_type: str | None = None
     traceback: str | None = None
     result_location: str | None = None
+    result_size: int | None = None
+    result_serializer: str | None = None
+    cache_key: str | None = None
 
     @property
     def ident(self) -> tuple[str, str | None, int, StateType]:
@@ -95,6 +98,9 @@ class TaskRun:
     error: str | None = None
     traceback: str | None = None
     result_location: str | None = None
+    result_size: int | None = None
+    result_serializer: str | None = None
+    cache_key: str | None = None
     history: list[Transition] = field(default_factory=list)
 
     @property
@@ -122,6 +128,10 @@ class TaskRun:
                 self.traceback = event.traceback
         if event.result_location:
             self.result_location = event.result_location
+            self.result_size = event.result_size
+            self.result_serializer = event.result_serializer
+        if event.cache_key:
+            self.cache_key = event.cache_key
 
 
 _short = reprlib.Repr()

@@ -19,7 +19,9 @@ from dagflow.clusters import get_cluster, resolve_name
 from dagflow.core.context import current_flow_run
 from dagflow.core.definitions import Flow, Task
 from dagflow.core.runs import FlowRun
+from dagflow.core.states import StateType
 from dagflow.engine import printing
+from dagflow.engine.compiler import ResumePlan
 from dagflow.engine.runner import FlowRunner
 from dagflow.engine.sinks import EventSink
 from dagflow.engine.wrapper import _run_guarded
@@ -38,6 +40,11 @@ class LocalEngine:
     ) -> FlowRun:
         params = flow.validate_parameters(flow.parameters.bind(args, kwargs))
         return run_flow_with(flow, params)
+
+    def resume_flow(self, flow: Flow[..., Any], run_id: str, *, force: bool = False) -> FlowRun:
+        from dagflow.orchestrator import resume
+
+        return resume(flow, run_id, force=force)
 
     def run_task_inline(
         self, task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -74,6 +81,8 @@ def run_flow_with(
     cluster: str | None = None,
     sinks: Sequence[EventSink] = (),
     run_id: str | None = None,
+    resume: ResumePlan | None = None,
+    resumed_from: tuple[StateType, int] | None = None,
 ) -> FlowRun:
     """Run `flow` with already validated `params`; the CLI and the API come through here."""
     parent_ctx = current_flow_run.get()
@@ -91,6 +100,12 @@ def run_flow_with(
     name = resolve_name(cluster or overrides.get("cluster"), flow.options.cluster)
     handle = get_cluster(name)
     runner = FlowRunner(
-        flow, params, handle, sinks=[*overrides.get("sinks", ()), *sinks], run_id=run_id
+        flow,
+        params,
+        handle,
+        sinks=[*overrides.get("sinks", ()), *sinks],
+        run_id=run_id,
+        resume=resume,
+        resumed_from=resumed_from,
     )
     return runner.run()

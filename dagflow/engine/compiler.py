@@ -24,6 +24,7 @@ from dagflow.core.definitions import Task
 from dagflow.core.graph import Call, Column, Key, Refs, TaskFuture, allow_failure, unmapped
 from dagflow.engine.layers import CallLayer
 from dagflow.engine.layers import Column as SpecColumn
+from dagflow.engine.results import ResultStorage, default_results_url
 from dagflow.engine.wrapper import TaskCall
 from dagflow.errors import DefinitionError
 
@@ -61,19 +62,98 @@ class Wave:
     calls: list[Call]
 
 
+@dataclass(frozen=True, slots=True)
+class ResumePlan:
+    """What an earlier attempt of a resumed run left: results to reuse, names to match."""
+
+    reuse: dict[str, tuple[str, str]]  # logical key "slug[i]" -> (location, serializer)
+    recorded: dict[str, str]  # logical key -> task name
+    force: bool = False
+
+
+def logical_key(key_text: str) -> str:
+    """`extract-ab12cd341[3]` -> `extract[3]`: the same for every attempt of a run."""
+    name, _, index = key_text.rpartition("[")
+    return f"{name.rsplit('-', 1)[0]}[{index}"
+
+
 class Compiler:
     """Compiles the waves of one flow run; caches one `TaskCall` per task."""
 
-    def __init__(self, run_id: str, topic: str) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        topic: str,
+        *,
+        persist_all: bool = False,
+        storage: ResultStorage | None = None,
+        resume: ResumePlan | None = None,
+    ) -> None:
         self.run_id = run_id
         self.topic = topic
+        self.persist_all = persist_all
+        self.storage = storage
+        self.resume = resume
+        self._storage_checked = False
         self._calls: dict[tuple[int, str], TaskCall] = {}
+
+    def _storage_for(self, task: Task[..., Any], persist: bool) -> ResultStorage | None:
+        options = task.options
+        if not (persist or options.cache_key_fn is not None or self.resume is not None):
+            return None
+        if self.storage is None:
+            self.storage = ResultStorage(default_results_url())
+        if not self._storage_checked:
+            self.storage.check_writable()
+            self._storage_checked = True
+        return self.storage
+
+    def _reuse_for(self, task: Task[..., Any]) -> dict[int, tuple[str, str]] | None:
+        if self.resume is None:
+            return None
+        prefix = f"{task.slug}["
+        return {
+            int(lk[len(prefix) : -1]): where
+            for lk, where in self.resume.reuse.items()
+            if lk.startswith(prefix)
+        }
+
+    def check_resumed(self, call: Call) -> None:
+        """Refuse (unless forced) a call whose keys held another task in the earlier attempt."""
+        plan = self.resume
+        if plan is None or plan.force:
+            return
+        changed = []
+        for _, index in call.iter_keys():
+            recorded = plan.recorded.get(f"{call.task.slug}[{index}]")
+            if recorded is not None and recorded != call.task.name:
+                changed.append(
+                    f"{call.task.slug}[{index}] was {recorded!r}, now {call.task.name!r}"
+                )
+        if changed:
+            raise DefinitionError(
+                f"cannot resume run {self.run_id}: the flow's graph changed since "
+                f"({'; '.join(changed[:5])}); use --force (force=True) to resume anyway"
+            )
 
     def task_call(self, task: Task[..., Any], name: str) -> TaskCall:
         cache_key = (id(task), name)
         call = self._calls.get(cache_key)
         if call is None:
-            call = TaskCall(task, self.run_id, self.topic, name)
+            persist = (
+                task.options.persist_result
+                if task.options.persist_result is not None
+                else self.persist_all
+            )
+            call = TaskCall(
+                task,
+                self.run_id,
+                self.topic,
+                name,
+                persist=persist,
+                storage=self._storage_for(task, persist),
+                reuse=self._reuse_for(task),
+            )
             try:
                 payload = call.payload()
                 pickle.loads(payload)
@@ -90,6 +170,7 @@ class Compiler:
         layers: dict[str, CallLayer] = {}
         keys: list[Key] = []
         for call in calls:
+            self.check_resumed(call)
             layers[f"{call.name}-{call.start}"] = self._layer(call)
             keys.extend(call.iter_keys())
         graph = HighLevelGraph(layers, {name: set() for name in layers})

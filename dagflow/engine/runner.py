@@ -26,12 +26,12 @@ from distributed.client import _wait  # `distributed.wait` insists on a default 
 
 from dagflow.clusters import ClusterHandle
 from dagflow.core.context import FlowRunContext, current_flow_run
-from dagflow.core.definitions import Flow
+from dagflow.core.definitions import Flow, Task
 from dagflow.core.graph import Call, Key, RunGraph, TaskFuture, key_str
 from dagflow.core.runs import FlowRun, FlowRunStarted, LogEvent, RunEvent, StateEvent, TaskRun
-from dagflow.core.states import StateType, can_transition
+from dagflow.core.states import StateType, Transition, can_transition
 from dagflow.engine import printing
-from dagflow.engine.compiler import Compiler
+from dagflow.engine.compiler import Compiler, ResumePlan
 from dagflow.engine.logs import reemit
 from dagflow.engine.sinks import EventSink, dispatch, global_sinks
 from dagflow.engine.wrapper import Failure, error_text
@@ -66,6 +66,8 @@ class FlowRunner:
         parent: FlowRunner | None = None,
         sinks: Sequence[EventSink] = (),
         run_id: str | None = None,
+        resume: ResumePlan | None = None,
+        resumed_from: tuple[StateType, int] | None = None,
     ) -> None:
         self.flow = flow
         self.parameters = parameters
@@ -99,6 +101,13 @@ class FlowRunner:
         self._events: queue.SimpleQueue[list[Any] | None] = queue.SimpleQueue()
         self._pump = threading.Thread(target=self._pump_events, name="dagflow-events", daemon=True)
         self._crashes: dict[str, int] = {}
+        self.resume = resume
+        self.task_defs: dict[str, Task[..., Any]] = {}  # key name -> task, for hooks
+        if resumed_from is not None:
+            state, attempts = resumed_from
+            self.flow_run.state = state
+            self.flow_run.history.append(Transition(None, state, time.time(), attempts))
+            self.attempt = attempts
 
     # ----------------------------------------------------------------- run lifecycle
 
@@ -164,7 +173,12 @@ class FlowRunner:
     def _run_attempt(self) -> tuple[StateType, str, BaseException | None]:
         """One execution of the body; returns (final state, message, error)."""
         self.graph = RunGraph(self, f"{self.run_id[:8]}{self.attempt}")
-        self.compiler = Compiler(self.run_id, self.topic)
+        self.compiler = Compiler(
+            self.run_id,
+            self.topic,
+            persist_all=self.flow.options.persist_results,
+            resume=self.resume,
+        )
         self.observed.clear()
         self.cancelling = False
         self._flow_transition(S.RUNNING, time.time())
@@ -279,12 +293,18 @@ class FlowRunner:
             state = S.CANCELLED
         self._flow_transition(state, time.time(), message)
         fr.ended = time.time()
+        options = self.flow.options
+        if state.is_success:
+            run_hooks(options.on_completion, self.flow, fr)
+        elif state is S.CRASHED:
+            run_hooks(options.on_crashed, self.flow, fr)
+        elif state.is_failure or state is S.TIMED_OUT:
+            run_hooks(options.on_failure, self.flow, fr)
         with self.lock:
-            futures = [*self.inflight.values(), *self.failed.values()]
+            # Drop the run's references; a future is released when nobody holds it any more
+            # (the same Future objects sit in the user's TaskFutures).
             self.inflight.clear()
             self.failed.clear()
-        for fut in futures:
-            fut.release()
 
     # ----------------------------------------------------------------- Resolver protocol
 
@@ -325,6 +345,7 @@ class FlowRunner:
                     events.append(ev)
                 for key in call.refs.soft:
                     self.observed.add(key_str(key))
+                self.task_defs[call.name] = call.task
                 _forget_arguments(call)
         self._emit(events)
 
@@ -530,7 +551,7 @@ class FlowRunner:
                 self._apply(events)
 
     def _task_event(self, record: Sequence[Any]) -> list[StateEvent]:
-        name, index, state, t, attempt, message, error_type, tb, worker = record
+        name, index, state, t, attempt, message, error_type, tb, worker, extra = record
         ks = f"{name}[{index}]"
         to = S(state)
         tr = self.flow_run.task_runs.get(ks)
@@ -558,6 +579,9 @@ class FlowRunner:
             )
             current = S.CRASHED
         attempt += self._crashes.get(ks, 0)
+        location = size = serializer = cache_key = None
+        if extra is not None:
+            location, size, serializer, cache_key = extra
         out.append(
             StateEvent(
                 self.run_id,
@@ -572,6 +596,10 @@ class FlowRunner:
                 worker,
                 error_type,
                 tb,
+                location,
+                size,
+                serializer,
+                cache_key,
             )
         )
         return out
@@ -607,19 +635,34 @@ class FlowRunner:
                     name, _, index = ks.rpartition("[")
                     key = (name, int(index[:-1]))
                     fut = self.inflight.pop(key, None)
-                    if fut is not None:
-                        if ev.to_state in (S.FAILED, S.TIMED_OUT):
-                            self.failed[key] = fut  # small `Failure`; the run may report it
-                        # Otherwise only drop the runner's reference: the body's `TaskFuture`
-                        # still holds the Dask future while the body may pass it to a later
-                        # wave; releasing it here would let the scheduler forget the result
-                        # and silently recompute the task (and its upstreams) in that wave.
+                    if fut is not None and ev.to_state in (S.FAILED, S.TIMED_OUT):
+                        self.failed[key] = fut  # small `Failure`; the run may report it
             self.settled.notify_all()
         for ev in accepted:
             if type(ev) is LogEvent:
                 reemit(ev)
+            elif isinstance(ev, StateEvent) and ev.to_state.is_final:
+                self._task_hooks(ev)
         if accepted:
             self._emit(accepted)
+
+    def _task_hooks(self, ev: StateEvent) -> None:
+        """Call the task's on_completion / on_failure / on_crashed hooks with its task run."""
+        assert ev.task_key is not None
+        task = self.task_defs.get(ev.task_key.rpartition("[")[0])
+        if task is None:
+            return
+        options = task.options
+        if ev.to_state.is_success:
+            hooks = options.on_completion
+        elif ev.to_state is S.CRASHED:
+            hooks = options.on_crashed
+        elif ev.to_state.is_failure:
+            hooks = options.on_failure
+        else:
+            return
+        if hooks:
+            run_hooks(hooks, task, self.flow_run.task_runs[ev.task_key])
 
     def _emit(self, events: Sequence[RunEvent]) -> None:
         if self.sinks:
@@ -645,9 +688,7 @@ class FlowRunner:
         self._emit([ev])
 
 
-def _transition(ev: StateEvent) -> Any:
-    from dagflow.core.states import Transition
-
+def _transition(ev: StateEvent) -> Transition:
     return Transition(ev.from_state, ev.to_state, ev.time, ev.attempt, ev.message)
 
 
@@ -655,6 +696,15 @@ def _with_from(ev: StateEvent, state: StateType) -> StateEvent:
     from dataclasses import replace
 
     return replace(ev, from_state=state)
+
+
+def run_hooks(hooks: Sequence[Callable[..., Any]], owner: Any, run: Any) -> None:
+    """Call each hook with (task or flow, its run); a failing hook is logged, nothing more."""
+    for hook in hooks:
+        try:
+            hook(owner, run)
+        except Exception:
+            log.exception("hook %r of %r raised; the run's state is unchanged", hook, owner)
 
 
 def _forget_arguments(call: Call) -> None:

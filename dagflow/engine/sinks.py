@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from dagflow.core.runs import RunEvent
@@ -26,7 +26,19 @@ class EventSink(Protocol):
 
 
 _global: list[EventSink] = []
+_factories: list[Callable[[], EventSink]] = []
 _lock = threading.Lock()
+
+
+def add_sink_factory(factory: Callable[[], EventSink]) -> None:
+    """Call `factory` at the start of every run for a sink (e.g. the default store's writer).
+
+    A factory that raises stops the run before anything runs: a store that cannot record must
+    say so up front.
+    """
+    with _lock:
+        if factory not in _factories:
+            _factories.append(factory)
 
 
 def add_sink(sink: EventSink) -> None:
@@ -44,7 +56,13 @@ def remove_sink(sink: EventSink) -> None:
 
 def global_sinks() -> list[EventSink]:
     with _lock:
-        return list(_global)
+        sinks = list(_global)
+        factories = list(_factories)
+    for factory in factories:
+        sink = factory()
+        if sink not in sinks:
+            sinks.append(sink)
+    return sinks
 
 
 def dispatch(sinks: Sequence[EventSink], events: Sequence[RunEvent]) -> None:

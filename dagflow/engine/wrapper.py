@@ -32,7 +32,9 @@ from dagflow.core.context import TaskRunContext, current_task_run
 from dagflow.core.definitions import Task, TaskOptions
 from dagflow.core.states import StateType
 from dagflow.engine import printing
+from dagflow.engine.caching import CacheContext, bind_inputs
 from dagflow.engine.outbox import outbox_for
+from dagflow.engine.results import ResultStorage, StoredResult
 from dagflow.errors import TaskFailed, TaskTimeout, UpstreamFailed
 
 RUNNING = StateType.RUNNING.value
@@ -41,6 +43,7 @@ COMPLETED = StateType.COMPLETED.value
 FAILED = StateType.FAILED.value
 TIMED_OUT = StateType.TIMED_OUT.value
 UPSTREAM_FAILED = StateType.UPSTREAM_FAILED.value
+CACHED = StateType.CACHED.value
 
 _SIMPLE = (type(None), bool, int, float, str, bytes)
 
@@ -99,15 +102,31 @@ def _check_picklable(value: Any, task: str) -> None:
             ) from None
 
 
+_STATE = ("fn", "options", "run_id", "topic", "name", "persist", "storage", "reuse")
+
+
 class TaskCall:
     """The callable of every Dask task made from one task of one flow run."""
 
-    def __init__(self, task: Task[..., Any], run_id: str, topic: str, name: str) -> None:
+    def __init__(
+        self,
+        task: Task[..., Any],
+        run_id: str,
+        topic: str,
+        name: str,
+        *,
+        persist: bool = False,
+        storage: ResultStorage | None = None,
+        reuse: dict[int, tuple[str, str]] | None = None,
+    ) -> None:
         self.fn: Callable[..., Any] = task.fn
         self.options: TaskOptions = task.options
         self.run_id = run_id
         self.topic = topic
         self.name = name
+        self.persist = persist
+        self.storage = storage
+        self.reuse = reuse
         self._payload: bytes | None = None
 
     # Pickled once on the driver; workers keep one instance per payload, so the per-task
@@ -118,7 +137,7 @@ class TaskCall:
         return self._payload
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("fn", "options", "run_id", "topic", "name")}
+        return {k: getattr(self, k) for k in _STATE}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -130,7 +149,7 @@ class TaskCall:
             return (_rebuild_call, (self.__getstate__(),))
         return (_load_call, (payload,))
 
-    def __call__(self, index: int, deps: list[Any], soft: bool, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, index: int, deps: list[Any], soft: Any, *args: Any, **kwargs: Any) -> Any:
         from distributed import get_worker
 
         worker = get_worker()
@@ -138,38 +157,61 @@ class TaskCall:
         topic = self.topic
         name = self.name
         where = worker.address
+        options = self.options
+        key = f"{name}[{index}]"
+
+        def report(
+            state: str,
+            attempt: int,
+            message: str = "",
+            error_type: str | None = None,
+            tb: str | None = None,
+            extra: tuple[Any, ...] | None = None,
+        ) -> None:
+            record = (
+                name,
+                index,
+                state,
+                time.time(),
+                attempt,
+                message,
+                error_type,
+                tb,
+                where,
+                extra,
+            )
+            box.put(topic, record)
+
         for value in deps:
             if type(value) is Failure:
                 error = UpstreamFailed(
-                    f"task {self.options.name!r} did not run: upstream {value.task!r} "
+                    f"task {options.name!r} did not run: upstream {value.task!r} "
                     f"({value.key}) ended {value.state}",
-                    task=self.options.name,
+                    task=options.name,
                     run_id=self.run_id,
                     cause=value.key,
                 )
-                box.put(
-                    topic,
-                    (
-                        name,
-                        index,
-                        UPSTREAM_FAILED,
-                        time.time(),
-                        0,
-                        str(error),
-                        "UpstreamFailed",
-                        None,
-                        where,
-                    ),
-                )
-                return Failure(self.options.name, f"{name}[{index}]", UPSTREAM_FAILED, error)
+                report(UPSTREAM_FAILED, 0, str(error), "UpstreamFailed")
+                return Failure(options.name, key, UPSTREAM_FAILED, error)
         if soft:
             args, kwargs = _unwrap_failures(args, kwargs)
 
-        options = self.options
+        cache_key: str | None = None
+        stored: StoredResult | None = None
+        if self.reuse is not None or options.cache_key_fn is not None:
+            try:
+                hit, value, stored, cache_key, message = self._reuse(index, args, kwargs)
+            except Exception as exc:
+                message = f"task {options.name!r}: cache lookup failed: {error_text(exc)}"
+                report(FAILED, 1, message, type(exc).__name__)
+                return Failure(options.name, key, FAILED, TaskFailed(message, task=options.name))
+            if hit:
+                report(CACHED, 0, message, extra=_extra(stored, cache_key))
+                return value
+
         policy = options.retry
-        key = f"{name}[{index}]"
         attempt = 1
-        box.put(topic, (name, index, RUNNING, time.time(), attempt, "", None, None, where))
+        report(RUNNING, attempt)
         while True:
             emitter = _LogEmitter(box, self, index, where)
             token = current_task_run.set(
@@ -181,57 +223,81 @@ class TaskCall:
                 else:
                     value = _run_guarded(self.fn, args, kwargs, options)
                 _check_picklable(value, options.name)
-            except BaseException as exc:
+                stored = self._store(index, value, cache_key)
+            except BaseException as exc:  # every failure becomes a state
                 if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                     raise
-                now = time.time()
                 if policy.should_retry(exc, attempt - 1):
                     delay = policy.delay(attempt, random.random())
-                    message = (
-                        f"{error_text(exc)} (retry {attempt}/{policy.retries} in {delay:.2f}s)"
-                    )
-                    box.put(
-                        topic,
-                        (
-                            name,
-                            index,
-                            RETRYING,
-                            now,
-                            attempt,
-                            message,
-                            type(exc).__name__,
-                            None,
-                            where,
-                        ),
+                    report(
+                        RETRYING,
+                        attempt,
+                        f"{error_text(exc)} (retry {attempt}/{policy.retries} in {delay:.2f}s)",
+                        type(exc).__name__,
                     )
                     if delay:
                         time.sleep(delay)
                     attempt += 1
-                    box.put(
-                        topic, (name, index, RUNNING, time.time(), attempt, "", None, None, where)
-                    )
+                    report(RUNNING, attempt)
                     continue
                 state = TIMED_OUT if isinstance(exc, TaskTimeout) else FAILED
                 tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-                box.put(
-                    topic,
-                    (
-                        name,
-                        index,
-                        state,
-                        now,
-                        attempt,
-                        error_text(exc),
-                        type(exc).__name__,
-                        tb,
-                        where,
-                    ),
-                )
+                report(state, attempt, error_text(exc), type(exc).__name__, tb)
                 return Failure(options.name, key, state, _portable(exc, options.name, self.run_id))
             finally:
                 current_task_run.reset(token)
-            box.put(topic, (name, index, COMPLETED, time.time(), attempt, "", None, None, where))
+            report(COMPLETED, attempt, extra=_extra(stored, cache_key))
             return value
+
+    def _reuse(self, index: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+        """(hit, value, stored, cache_key, message): a result from an earlier attempt or cache."""
+        storage = self.storage
+        assert storage is not None
+        if self.reuse is not None and index in self.reuse:
+            location, serializer = self.reuse[index]
+            value = storage.read_location(location, serializer)
+            return (
+                True,
+                value,
+                StoredResult(location, 0, serializer),
+                None,
+                "result reused from an earlier attempt",
+            )
+        fn = self.options.cache_key_fn
+        if fn is None:
+            return False, None, None, None, ""
+        cache_key = fn(
+            CacheContext(self.options.name, self.fn, self.run_id),
+            bind_inputs(self.fn, args, kwargs),
+        )
+        if cache_key is None:
+            return False, None, None, None, ""
+        if not isinstance(cache_key, str):
+            raise TypeError(f"cache_key_fn returned {type(cache_key).__name__}, not a str")
+        if self.options.refresh_cache:
+            return False, None, None, cache_key, ""
+        hit, value, stored = storage.cache_lookup(cache_key)
+        return hit, value, stored, cache_key, "result taken from the cache" if hit else ""
+
+    def _store(self, index: int, value: Any, cache_key: str | None) -> StoredResult | None:
+        if self.storage is None:
+            return None
+        serializer = self.options.result_serializer
+        if cache_key is not None:
+            return self.storage.cache_store(
+                cache_key, value, serializer, self.options.cache_expiration
+            )
+        if self.persist:
+            return self.storage.write(f"{self.run_id}/{self.name}-{index}", value, serializer)
+        return None
+
+
+def _extra(stored: StoredResult | None, cache_key: str | None) -> tuple[Any, ...] | None:
+    if stored is None and cache_key is None:
+        return None
+    if stored is None:
+        return (None, None, None, cache_key)
+    return (stored.location, stored.size, stored.serializer, cache_key)
 
 
 def _rebuild_call(state: dict[str, Any]) -> TaskCall:

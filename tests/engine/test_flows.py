@@ -409,7 +409,7 @@ def test_flow_timeout() -> None:
 
     run = too_slow.run()
     assert run.state is S.TIMED_OUT
-    with pytest.raises(FlowTimeout, match="0.5s"):
+    with pytest.raises(FlowTimeout, match=r"0\.5s"):
         run.result()
 
 

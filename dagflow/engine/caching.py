@@ -1,0 +1,50 @@
+"""Cache keys: `cache_key_fn(context, inputs) -> str | None` decides when a task may reuse a result.
+
+`inputs_hash` is the one most tasks want: the task's source code and its inputs, tokenized the way
+Dask tokenizes (so equal data gives equal keys across processes). A cache key is computed on the
+worker, where the inputs (often upstream results) are.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from dask.base import tokenize
+
+
+@dataclass(frozen=True, slots=True)
+class CacheContext:
+    """What a cache key function may look at besides the inputs."""
+
+    task_name: str
+    fn: Callable[..., Any]
+    run_id: str
+
+
+@functools.lru_cache(maxsize=1024)
+def _source(fn: Callable[..., Any]) -> str:
+    try:
+        return inspect.getsource(fn)
+    except (OSError, TypeError):
+        return f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def inputs_hash(context: CacheContext, inputs: dict[str, Any]) -> str:
+    """A key from the task's source and its inputs: same code, same inputs, same key."""
+    return f"{context.task_name}-{tokenize(_source(context.fn), inputs)}"
+
+
+def bind_inputs(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """The call's arguments by parameter name (defaults applied)."""
+    try:
+        bound = inspect.signature(fn).bind(*args, **kwargs)
+    except (TypeError, ValueError):
+        return {"args": args, "kwargs": kwargs}
+    bound.apply_defaults()
+    return dict(bound.arguments)

@@ -1,0 +1,160 @@
+"""Result storage: where persisted task results and cache entries live (any fsspec URL).
+
+Workers write results straight to storage and report only the location, size and serializer, so
+the driver never loads a result it does not need. The default is a folder under `DAGFLOW_HOME`;
+`DAGFLOW_RESULTS_URL` may name any fsspec URL (for a remote cluster: storage every worker can
+reach). Cache entries are results filed under their cache key, with a small JSON sidecar holding
+their expiry, so a cache lookup on a worker needs no database.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+
+from dagflow.errors import DefinitionError, StoreError
+
+SERIALIZERS = ("cloudpickle", "json")
+_EXT = {"cloudpickle": "pkl", "json": "json"}
+
+
+def dagflow_home() -> Path:
+    """`DAGFLOW_HOME`, defaulting to ~/.dagflow."""
+    return Path(os.environ.get("DAGFLOW_HOME") or Path.home() / ".dagflow").expanduser()
+
+
+def default_results_url() -> str:
+    url = os.environ.get("DAGFLOW_RESULTS_URL")
+    if url:
+        return url.rstrip("/")
+    return (dagflow_home() / "results").as_uri()
+
+
+def check_serializer(owner: str, serializer: object) -> str:
+    if serializer not in SERIALIZERS:
+        raise DefinitionError(
+            f"{owner}: result_serializer must be one of {', '.join(SERIALIZERS)}, "
+            f"got {serializer!r}"
+        )
+    return str(serializer)
+
+
+def dumps(value: Any, serializer: str) -> bytes:
+    if serializer == "json":
+        return json.dumps(value).encode()
+    return cloudpickle.dumps(value)
+
+
+def loads(data: bytes, serializer: str) -> Any:
+    if serializer == "json":
+        return json.loads(data)
+    return pickle.loads(data)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResult:
+    location: str
+    size: int
+    serializer: str
+
+
+class ResultStorage:
+    """One storage location (an fsspec URL); cheap to pickle, opened lazily where used."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+        self._fs: Any = None
+        self._root = ""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ResultStorage, (self.url,))
+
+    @property
+    def fs(self) -> Any:
+        if self._fs is None:
+            from fsspec.core import url_to_fs
+
+            self._fs, self._root = url_to_fs(self.url)
+        return self._fs
+
+    def _path(self, relative: str) -> str:
+        self.fs  # noqa: B018 - opens the filesystem and sets the root
+        if not relative:
+            return self._root
+        return f"{self._root}/{relative}" if self._root else relative
+
+    def location(self, relative: str) -> str:
+        return f"{self.url}/{relative}"
+
+    def check_writable(self) -> None:
+        """Fail early, on the driver, with one line if results cannot be written here."""
+        probe = f".probe-{os.getpid()}-{time.time_ns()}"
+        try:
+            self.fs.makedirs(self._path(""), exist_ok=True)
+            with self.fs.open(self._path(probe), "wb") as fh:
+                fh.write(b"ok")
+            self.fs.rm(self._path(probe))
+        except Exception as exc:
+            raise StoreError(
+                f"result storage {self.url} cannot be written: {type(exc).__name__}: {exc}"
+            ) from None
+
+    def write(self, relative: str, value: Any, serializer: str) -> StoredResult:
+        data = dumps(value, serializer)
+        path = self._path(f"{relative}.{_EXT[serializer]}")
+        self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with self.fs.open(tmp, "wb") as fh:
+            fh.write(data)
+        self.fs.mv(tmp, path)
+        return StoredResult(self.location(f"{relative}.{_EXT[serializer]}"), len(data), serializer)
+
+    def read_location(self, location: str, serializer: str) -> Any:
+        from fsspec.core import url_to_fs
+
+        fs, path = url_to_fs(location)
+        with fs.open(path, "rb") as fh:
+            return loads(fh.read(), serializer)
+
+    # ---------------------------------------------------------------- cache entries
+
+    def cache_lookup(self, cache_key: str) -> tuple[bool, Any, StoredResult | None]:
+        """(hit, value, where) for a live cache entry; expired or missing entries miss."""
+        meta_path = self._path(f"cache/{cache_key}.meta.json")
+        try:
+            with self.fs.open(meta_path, "rb") as fh:
+                meta = json.load(io.TextIOWrapper(fh))
+        except (FileNotFoundError, OSError, ValueError):
+            return False, None, None
+        expires = meta.get("expires")
+        if expires is not None and expires < time.time():
+            return False, None, None
+        stored = StoredResult(meta["location"], meta["size"], meta["serializer"])
+        try:
+            value = self.read_location(stored.location, stored.serializer)
+        except (FileNotFoundError, OSError, pickle.UnpicklingError, ValueError, EOFError):
+            return False, None, None
+        return True, value, stored
+
+    def cache_store(
+        self, cache_key: str, value: Any, serializer: str, expiration: float | None
+    ) -> StoredResult:
+        stored = self.write(f"cache/{cache_key}", value, serializer)
+        meta = {
+            "location": stored.location,
+            "size": stored.size,
+            "serializer": serializer,
+            "expires": None if expiration is None else time.time() + expiration,
+        }
+        meta_path = self._path(f"cache/{cache_key}.meta.json")
+        with self.fs.open(meta_path, "wb") as fh:
+            fh.write(json.dumps(meta).encode())
+        return stored
