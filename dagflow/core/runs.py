@@ -33,6 +33,7 @@ class FlowRunStarted:
     parent_task_key: str | None = None
     cluster_address: str | None = None
     dashboard_link: str | None = None
+    entrypoint: str | None = None  # "path/to/file.py:flow_function", for `dagflow resume`
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +157,7 @@ class FlowRun:
     parent_run_id: str | None = None
     dashboard_link: str | None = None
     cluster_address: str | None = None
+    entrypoint: str | None = None
     task_runs: dict[str, TaskRun] = field(default_factory=dict)
     history: list[Transition] = field(default_factory=list)
     log_records: list[LogEvent] = field(default_factory=list)

@@ -86,6 +86,7 @@ class FlowRunner:
             parent_run_id=parent.run_id if parent else None,
             dashboard_link=cluster.dashboard_link,
             cluster_address=cluster.address,
+            entrypoint=entrypoint_of(flow),
         )
         self.lock = threading.RLock()
         self.settled = threading.Condition(self.lock)
@@ -128,6 +129,7 @@ class FlowRunner:
                     None,
                     fr.cluster_address,
                     fr.dashboard_link,
+                    fr.entrypoint,
                 ),
             ]
         )
@@ -696,6 +698,20 @@ def _with_from(ev: StateEvent, state: StateType) -> StateEvent:
     from dataclasses import replace
 
     return replace(ev, from_state=state)
+
+
+def entrypoint_of(flow: Flow[..., Any]) -> str | None:
+    """`/abs/path/file.py:function` of the flow, so a later `dagflow resume` can load it."""
+    import inspect
+
+    try:
+        path = inspect.getsourcefile(flow.fn)
+    except TypeError:
+        return None
+    qualname = getattr(flow.fn, "__qualname__", "")
+    if path is None or "<" in qualname:
+        return f"{flow.fn.__module__}:{qualname}" if "<" not in qualname else None
+    return f"{path}:{qualname}"
 
 
 def run_hooks(hooks: Sequence[Callable[..., Any]], owner: Any, run: Any) -> None:
