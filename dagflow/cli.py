@@ -257,7 +257,7 @@ def main() -> None:
     """dagflow: run workflows of @task functions on Dask."""
 
 
-RUN_HELP = """Run the flow FLOW from FILE.py (or an importable module) and show its progress.
+RUN_HELP = """Run a flow from a file or a module and show its progress.
 
 \b
 TARGET is FILE.py:FLOW or module.name:FLOW; FLOW is the variable name of the
@@ -286,7 +286,7 @@ Exit codes: 0 completed, 1 failed or crashed, 2 bad usage or parameters,
 @click.option(
     "--cluster",
     metavar="NAME",
-    help="local, local-threads or tcp://host:port "
+    help="local, local-threads, a cluster profile or tcp://host:port "
     "(default: $DAGFLOW_CLUSTER, else the flow's cluster=, else local).",
 )
 @click.pass_context
@@ -344,7 +344,7 @@ def _report(progress: RunProgress, flow_run: FlowRun) -> int:
 @click.argument("target", metavar="TARGET")
 @click.option("--json", "as_json", is_flag=True, help="Print only the parameters' JSON schema.")
 def inspect_command(target: str, as_json: bool) -> None:
-    """Show a flow's name, description, version and parameters (TARGET as for `run`)."""
+    """Show a flow's parameters and their JSON schema (TARGET as for `run`)."""
     flow = load_flow(target)
     schema = flow.parameters_schema()
     if as_json:

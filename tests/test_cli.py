@@ -8,6 +8,7 @@ invoke the same click command in this process (`CliRunner`), which is much faste
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -87,7 +88,7 @@ def invoke(monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoke]:
     logger = logging.getLogger("dagflow")
     monkeypatch.setattr(logger, "handlers", list(logger.handlers))
     monkeypatch.setattr(logger, "propagate", logger.propagate)
-    monkeypatch.setattr(logger, "level", logger.level)
+    level = logger.level
     before = set(sys.modules)
     by_value = set(cloudpickle.list_registry_pickle_by_value())
 
@@ -99,6 +100,7 @@ def invoke(monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoke]:
         return CliRunner().invoke(main, list(args), prog_name="dagflow")
 
     yield run
+    logger.setLevel(level)  # setLevel, not setattr: it also clears the loggers' level caches
     for name in set(cloudpickle.list_registry_pickle_by_value()) - by_value:
         cloudpickle.unregister_pickle_by_value(sys.modules[name])
     for name in set(sys.modules) - before:
@@ -392,3 +394,20 @@ def test_progress_counts_each_task_once_by_its_latest_state() -> None:
         2,
         1,
     )
+
+
+def test_live_progress_draws_a_bar_on_a_terminal() -> None:
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=100)
+    S = StateType
+    with RunProgress(console, live=True, cluster="local-threads") as progress:
+        progress.handle(
+            [FlowRunStarted("run1", "shown", None, {}, time.time(), dashboard_link="http://d")]
+        )
+        progress.handle([_state(f"t-1[{i}]", S.PENDING) for i in range(4)])
+        progress.handle([_state("t-1[0]", S.COMPLETED), _state("t-1[1]", S.RUNNING)])
+    text = buffer.getvalue()
+    assert "flow 'shown' run run1 on cluster local-threads" in text
+    assert "dashboard: http://d" in text
+    assert "1/4" in text
+    assert "1 running, 0 failed" in text
