@@ -3,8 +3,8 @@
 The flow body runs on the driver in a thread of its own, so that the calling thread stays free to
 notice Ctrl-C (cancel the run's tasks, end CANCELLED) and the flow's timeout. Task calls in the
 body add to the run's graph; `.result()` or the end of the body submits the pending calls as one
-wave. Workers report transitions over the run's Dask topic; one pump thread folds them into the
-`FlowRun` (checking each against the state machine) and hands them, in batches, to the sinks.
+wave. Workers report transitions over the run's Dask topic; the run's `RunTracker` folds them
+into the `FlowRun` (checking each against the state machine) and hands them to the sinks.
 
 A task's future is held until its final state is known, then released, so results that nothing
 refers to any more can leave the workers' memory. The run ends only when every task it started
@@ -14,11 +14,10 @@ has a final state: reported by its worker, or, if a report is lost, derived from
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from distributed import span
@@ -26,14 +25,14 @@ from distributed.client import _wait  # `distributed.wait` insists on a default 
 
 from dagflow.clusters import ClusterHandle
 from dagflow.core.context import FlowRunContext, current_flow_run
-from dagflow.core.definitions import Flow, Task
+from dagflow.core.definitions import Flow
 from dagflow.core.graph import Call, Key, RunGraph, TaskFuture, key_str
-from dagflow.core.runs import FlowRun, FlowRunStarted, LogEvent, RunEvent, StateEvent, TaskRun
-from dagflow.core.states import StateType, Transition, can_transition
+from dagflow.core.runs import FlowRun, FlowRunStarted, StateEvent, TaskRun
+from dagflow.core.states import StateType, Transition
 from dagflow.engine import printing
 from dagflow.engine.compiler import Compiler, ResumePlan
-from dagflow.engine.logs import reemit
-from dagflow.engine.sinks import EventSink, dispatch, global_sinks
+from dagflow.engine.sinks import EventSink, global_sinks
+from dagflow.engine.tracker import RunTracker, run_hooks
 from dagflow.engine.wrapper import Failure, error_text
 from dagflow.errors import (
     DagflowError,
@@ -88,10 +87,10 @@ class FlowRunner:
             cluster_address=cluster.address,
             entrypoint=entrypoint_of(flow),
         )
-        self.lock = threading.RLock()
-        self.settled = threading.Condition(self.lock)
-        self.inflight: dict[Key, Any] = {}  # key -> distributed.Future, until final
-        self.failed: dict[Key, Any] = {}  # futures holding a `Failure`, until the run ends
+        self.tracker = RunTracker(self.flow_run, self.sinks)
+        self.lock = self.tracker.lock
+        self.inflight = self.tracker.inflight
+        self.failed = self.tracker.failed
         self.observed: set[str] = set()  # failed keys whose error the body saw or allowed
         self.children: list[FlowRunner] = []
         self.cancelling = False  # stop submitting: this attempt is being torn down
@@ -99,16 +98,12 @@ class FlowRunner:
         self.attempt = 0
         self.graph: RunGraph | None = None
         self.compiler: Compiler | None = None
-        self._events: queue.SimpleQueue[list[Any] | None] = queue.SimpleQueue()
-        self._pump = threading.Thread(target=self._pump_events, name="dagflow-events", daemon=True)
-        self._crashes: dict[str, int] = {}
         self.resume = resume
-        self.task_defs: dict[str, Task[..., Any]] = {}  # key name -> task, for hooks
         if resumed_from is not None:
             state, attempts = resumed_from
             self.flow_run.state = state
             self.flow_run.history.append(Transition(None, state, time.time(), attempts))
-            self.attempt = attempts
+            self.attempt = self.tracker.attempt = attempts
 
     # ----------------------------------------------------------------- run lifecycle
 
@@ -117,7 +112,7 @@ class FlowRunner:
         fr = self.flow_run
         now = time.time()
         fr.started = now
-        self._emit(
+        self.tracker.emit(
             [
                 FlowRunStarted(
                     self.run_id,
@@ -133,9 +128,9 @@ class FlowRunner:
                 ),
             ]
         )
-        self._flow_transition(S.PENDING, now)
-        self._pump.start()
-        self.client.subscribe_topic(self.topic, self._on_topic)
+        self.tracker.flow_transition(S.PENDING)
+        self.tracker.start()
+        self.client.subscribe_topic(self.topic, self.tracker.on_topic)
         try:
             self._run_attempts()
         finally:
@@ -143,27 +138,20 @@ class FlowRunner:
                 self.client.unsubscribe_topic(self.topic)
             except Exception:
                 log.debug("unsubscribe failed", exc_info=True)
-            self._events.put(None)
-            self._pump.join()
-            for sink in self.sinks:
-                try:
-                    sink.flush(timeout=30)
-                except Exception:
-                    log.exception("event sink %r failed to flush", sink)
+            self.tracker.stop()
         return fr
 
     def _run_attempts(self) -> None:
         policy = self.flow.options.retry
         while True:
             self.attempt += 1
-            self.flow_run.attempts = self.attempt
+            self.tracker.attempt = self.flow_run.attempts = self.attempt
             state, message, error = self._run_attempt()
             retry = state in (S.FAILED, S.TIMED_OUT) and not self.cancel_requested
             if retry and policy.should_retry(error or Exception(), self.attempt - 1):
                 delay = policy.delay(self.attempt)
-                self._flow_transition(
+                self.tracker.flow_transition(
                     S.RETRYING,
-                    time.time(),
                     f"{message} (retry {self.attempt}/{policy.retries} in {delay:.2f}s)",
                 )
                 if self._sleep(delay):
@@ -183,9 +171,9 @@ class FlowRunner:
         )
         self.observed.clear()
         self.cancelling = False
-        self._flow_transition(S.RUNNING, time.time())
+        self.tracker.flow_transition(S.RUNNING)
         outcome: dict[str, Any] = {}
-        ctx = FlowRunContext(self.run_id, self.flow.name, self.graph, self, self._emit_flow_log)
+        ctx = FlowRunContext(self.run_id, self.flow.name, self.graph, self, self.tracker.flow_log)
         body = threading.Thread(
             target=self._body,
             args=(ctx, outcome),
@@ -293,7 +281,7 @@ class FlowRunner:
         fr.error = message or None
         if fr.state is S.CANCELLING:
             state = S.CANCELLED
-        self._flow_transition(state, time.time(), message)
+        self.tracker.flow_transition(state, message)
         fr.ended = time.time()
         options = self.flow.options
         if state.is_success:
@@ -302,11 +290,7 @@ class FlowRunner:
             run_hooks(options.on_crashed, self.flow, fr)
         elif state.is_failure or state is S.TIMED_OUT:
             run_hooks(options.on_failure, self.flow, fr)
-        with self.lock:
-            # Drop the run's references; a future is released when nobody holds it any more
-            # (the same Future objects sit in the user's TaskFutures).
-            self.inflight.clear()
-            self.failed.clear()
+        self.tracker.release_all()
 
     # ----------------------------------------------------------------- Resolver protocol
 
@@ -328,28 +312,10 @@ class FlowRunner:
                 if culprit:
                     raise DefinitionError(culprit) from None
                 raise DagflowError(f"submitting tasks to the cluster failed: {exc}") from exc
-            now = time.time()
-            events: list[RunEvent] = []
-            i = 0
+            self.tracker.submitted(calls, futures)
             for call in calls:
-                for tf in call.futures:
-                    fut = futures[i]
-                    i += 1
-                    tf.dask_future = fut
-                    self.inflight[tf.key] = fut
-                    ks = key_str(tf.key)
-                    index = tf.key[1] if call.mapped else None
-                    tr = self.flow_run.task_runs[ks] = TaskRun(ks, call.task.name, index)
-                    ev = StateEvent(
-                        self.run_id, ks, None, S.PENDING, now, 0, "", call.task.name, index
-                    )
-                    tr.apply(ev)
-                    events.append(ev)
-                for key in call.refs.soft:
-                    self.observed.add(key_str(key))
-                self.task_defs[call.name] = call.task
+                self.observed.update(key_str(key) for key in call.refs.soft)
                 _forget_arguments(call)
-        self._emit(events)
 
     def resolve(self, future: TaskFuture[Any], timeout: float | None) -> Any:
         self._check_owner(future)
@@ -411,9 +377,9 @@ class FlowRunner:
             self.client.sync(_wait, futures)
         self._settle_errored()
         deadline = time.monotonic() + EVENT_GRACE_SECONDS
-        with self.settled:
+        with self.tracker.settled:
             while self._unsettled() and time.monotonic() < deadline and not self.cancelling:
-                self.settled.wait(0.05)
+                self.tracker.settled.wait(0.05)
         self._reconcile()
 
     def _unsettled(self) -> list[Key]:
@@ -437,11 +403,11 @@ class FlowRunner:
                     state = S.FAILED
                     name = tr.name if tr else key[0]
                     message = f"task {name!r} [{ks}] failed in Dask: {error_text(exc)}"
-                events.append(self._derived(key, state, message, type(exc).__name__))
+                events.append(self.tracker.derived(key, state, message, type(exc).__name__))
             elif fut.status == "cancelled":
-                events.append(self._derived(key, S.CANCELLED, "cancelled", None))
+                events.append(self.tracker.derived(key, S.CANCELLED, "cancelled", None))
         if events:
-            self._apply(events)
+            self.tracker.apply(events)
 
     def _reconcile(self) -> None:
         """Tasks whose final report never arrived: read their outcome from the cluster."""
@@ -457,40 +423,24 @@ class FlowRunner:
         for (key, _), value in zip(missing, values, strict=False):
             if type(value) is Failure:
                 events.append(
-                    self._derived(
+                    self.tracker.derived(
                         key, S(value.state), error_text(value.error), type(value.error).__name__
                     )
                 )
             else:
-                events.append(self._derived(key, S.COMPLETED, "state read from the cluster", None))
-        self._apply(events)
-
-    def _derived(
-        self, key: Key, state: StateType, message: str, error_type: str | None
-    ) -> StateEvent:
-        ks = key_str(key)
-        tr = self.flow_run.task_runs.get(ks)
-        return StateEvent(
-            self.run_id,
-            ks,
-            tr.state if tr else None,
-            state,
-            time.time(),
-            tr.attempts if tr else 0,
-            message,
-            tr.name if tr else key[0],
-            tr.map_index if tr else None,
-            error_type=error_type,
-        )
+                events.append(
+                    self.tracker.derived(key, S.COMPLETED, "state read from the cluster", None)
+                )
+        self.tracker.apply(events)
 
     def _settle_remaining(self, state: StateType, message: str) -> None:
         """At cancellation or timeout: every task without a final state gets `state`."""
         self._settle_errored()
         with self.lock:
             keys = list(self.inflight)
-        events = [self._derived(k, state, message, None) for k in keys]
+        events = [self.tracker.derived(k, state, message, None) for k in keys]
         if events:
-            self._apply(events)
+            self.tracker.apply(events)
 
     def cancel(self, reason: str) -> None:
         """Cancel this run (and its subflows): stop its tasks on the cluster."""
@@ -501,7 +451,7 @@ class FlowRunner:
     def _cancel_tasks(self, reason: str, user: bool = True) -> None:
         with self.lock:
             if user and self.flow_run.state is S.RUNNING:
-                self._flow_transition(S.CANCELLING, time.time(), reason)
+                self.tracker.flow_transition(S.CANCELLING, reason)
             self.cancel_requested = self.cancel_requested or user
             self.cancelling = True
             futures = list(self.inflight.values())
@@ -520,185 +470,6 @@ class FlowRunner:
             return False
         return True
 
-    # ----------------------------------------------------------------- events
-
-    def _on_topic(self, event: tuple[float, Any]) -> None:
-        # Runs on the client's event loop: hand over, never work here.
-        self._events.put(event[1])
-
-    def _pump_events(self) -> None:
-        while True:
-            batch = self._events.get()
-            if batch is None:
-                return
-            events: list[StateEvent | LogEvent] = []
-            for record in batch:
-                if record[0] == "log":
-                    _, name, index, level, t, message, worker = record
-                    tr = self.flow_run.task_runs.get(f"{name}[{index}]")
-                    events.append(
-                        LogEvent(
-                            self.run_id,
-                            f"{name}[{index}]",
-                            tr.name if tr else name,
-                            level,
-                            t,
-                            message,
-                            worker,
-                        )
-                    )
-                else:
-                    events.extend(self._task_event(record))
-            if events:
-                self._apply(events)
-
-    def _task_event(self, record: Sequence[Any]) -> list[StateEvent]:
-        name, index, state, t, attempt, message, error_type, tb, worker, extra = record
-        ks = f"{name}[{index}]"
-        to = S(state)
-        tr = self.flow_run.task_runs.get(ks)
-        if tr is None:
-            return []
-        out: list[StateEvent] = []
-        current = tr.state
-        if to is S.RUNNING and current is S.RUNNING and worker != tr.worker:
-            # The same task started again elsewhere: its worker was lost mid-task.
-            self._crashes[ks] = self._crashes.get(ks, 0) + 1
-            out.append(
-                StateEvent(
-                    self.run_id,
-                    ks,
-                    current,
-                    S.CRASHED,
-                    t,
-                    tr.attempts,
-                    f"worker {tr.worker} was lost while running the task",
-                    tr.name,
-                    tr.map_index,
-                    tr.worker,
-                    "WorkerLost",
-                )
-            )
-            current = S.CRASHED
-        attempt += self._crashes.get(ks, 0)
-        location = size = serializer = cache_key = None
-        if extra is not None:
-            location, size, serializer, cache_key = extra
-        out.append(
-            StateEvent(
-                self.run_id,
-                ks,
-                current,
-                to,
-                t,
-                attempt,
-                message,
-                tr.name,
-                tr.map_index,
-                worker,
-                error_type,
-                tb,
-                location,
-                size,
-                serializer,
-                cache_key,
-            )
-        )
-        return out
-
-    def _apply(self, events: Sequence[StateEvent | LogEvent]) -> None:
-        """Fold events into the FlowRun, check them, wake waiters, pass them to sinks."""
-        accepted: list[StateEvent | LogEvent] = []
-        with self.lock:
-            for ev in events:
-                if type(ev) is LogEvent:
-                    self.flow_run.log_records.append(ev)
-                    accepted.append(ev)
-                    continue
-                assert type(ev) is StateEvent and ev.task_key is not None
-                ks = ev.task_key
-                tr = self.flow_run.task_runs.get(ks)
-                if tr is None or tr.state.is_final:
-                    continue
-                if not can_transition(tr.state, ev.to_state):
-                    log.error(
-                        "run %s: ignoring illegal transition %s -> %s of %s",
-                        self.run_id,
-                        tr.state,
-                        ev.to_state,
-                        ev.task_key,
-                    )
-                    continue
-                if ev.from_state is not tr.state:
-                    ev = _with_from(ev, tr.state)
-                tr.apply(ev)
-                accepted.append(ev)
-                if ev.to_state.is_final:
-                    name, _, index = ks.rpartition("[")
-                    key = (name, int(index[:-1]))
-                    fut = self.inflight.pop(key, None)
-                    if fut is not None and ev.to_state in (S.FAILED, S.TIMED_OUT):
-                        self.failed[key] = fut  # small `Failure`; the run may report it
-            self.settled.notify_all()
-        for ev in accepted:
-            if type(ev) is LogEvent:
-                reemit(ev)
-            elif isinstance(ev, StateEvent) and ev.to_state.is_final:
-                self._task_hooks(ev)
-        if accepted:
-            self._emit(accepted)
-
-    def _task_hooks(self, ev: StateEvent) -> None:
-        """Call the task's on_completion / on_failure / on_crashed hooks with its task run."""
-        assert ev.task_key is not None
-        task = self.task_defs.get(ev.task_key.rpartition("[")[0])
-        if task is None:
-            return
-        options = task.options
-        if ev.to_state.is_success:
-            hooks = options.on_completion
-        elif ev.to_state is S.CRASHED:
-            hooks = options.on_crashed
-        elif ev.to_state.is_failure:
-            hooks = options.on_failure
-        else:
-            return
-        if hooks:
-            run_hooks(hooks, task, self.flow_run.task_runs[ev.task_key])
-
-    def _emit(self, events: Sequence[RunEvent]) -> None:
-        if self.sinks:
-            dispatch(self.sinks, events)
-
-    def _emit_flow_log(self, level: int, message: str) -> None:
-        ev = LogEvent(self.run_id, None, None, level, time.time(), message, None)
-        with self.lock:
-            self.flow_run.log_records.append(ev)
-        reemit(ev)
-        self._emit([ev])
-
-    def _flow_transition(self, to: StateType, t: float, message: str = "") -> None:
-        fr = self.flow_run
-        if not can_transition(fr.state if fr.history else None, to):
-            log.error("run %s: illegal flow transition %s -> %s", self.run_id, fr.state, to)
-            return
-        ev = StateEvent(
-            self.run_id, None, fr.state if fr.history else None, to, t, self.attempt, message
-        )
-        fr.history.append(_transition(ev))
-        fr.state = to
-        self._emit([ev])
-
-
-def _transition(ev: StateEvent) -> Transition:
-    return Transition(ev.from_state, ev.to_state, ev.time, ev.attempt, ev.message)
-
-
-def _with_from(ev: StateEvent, state: StateType) -> StateEvent:
-    from dataclasses import replace
-
-    return replace(ev, from_state=state)
-
 
 def entrypoint_of(flow: Flow[..., Any]) -> str | None:
     """`/abs/path/file.py:function` of the flow, so a later `dagflow resume` can load it."""
@@ -712,15 +483,6 @@ def entrypoint_of(flow: Flow[..., Any]) -> str | None:
     if path is None or "<" in qualname:
         return f"{flow.fn.__module__}:{qualname}" if "<" not in qualname else None
     return f"{path}:{qualname}"
-
-
-def run_hooks(hooks: Sequence[Callable[..., Any]], owner: Any, run: Any) -> None:
-    """Call each hook with (task or flow, its run); a failing hook is logged, nothing more."""
-    for hook in hooks:
-        try:
-            hook(owner, run)
-        except Exception:
-            log.exception("hook %r of %r raised; the run's state is unchanged", hook, owner)
 
 
 def _forget_arguments(call: Call) -> None:
@@ -751,6 +513,3 @@ def _replace_futures(value: Any, results: dict[int, Any]) -> Any:
     if kind is dict:
         return {k: _replace_futures(v, results) for k, v in value.items()}
     return value
-
-
-RunFn = Callable[..., FlowRun]
