@@ -2,9 +2,10 @@
 
 Run it:
 
-    dagflow run examples/etl.py:etl                  # on the default `local` cluster
-    dagflow run examples/etl.py:etl --rows 5000      # parameters are validated and coerced
-    python examples/etl.py                           # plain Python works too
+    dagflow run examples/etl.py:etl                        # on the default `local` cluster
+    dagflow run examples/etl.py:etl --param rows=5000      # parameters are validated, coerced
+    dagflow run examples/etl.py:etl --cluster local-threads
+    python examples/etl.py                                 # plain Python works too
 
 What it shows: `.map` (one task per region file), `unmapped`, `wait_for=`, a branch on
 `.result()`, a task whose first attempt fails and whose retry succeeds, and `get_run_logger()`.
