@@ -1,0 +1,213 @@
+"""Profile files and cluster names: what loads, what each mistake says (no cluster started)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from dagflow import clusters
+from dagflow.cluster_commands import cluster, version_mismatches
+from dagflow.clusters import find_profile, insecure_address_warning, resolve_name
+from dagflow.errors import ClusterError
+from dagflow.profiles import (
+    AddressProfile,
+    ClusterProfile,
+    JobqueueProfile,
+    LocalProfile,
+    load_profile,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, text: str, name: str = "p.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def error_of(path: Path) -> str:
+    with pytest.raises(ClusterError) as info:
+        load_profile(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: ")
+    return message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("kind: local\noptions: [1, 2\n", "invalid YAML at line"),
+        ("kind: cloud\n", "kind: unknown kind 'cloud' (one of local, address"),
+        ("options: {}\n", "kind: missing"),
+        ("- a\n- b\n", "must be a mapping"),
+        ("kind: local\noptions:\n  n_workrs: 2\n", "options.n_workrs: unknown option (known:"),
+        ("kind: local\noptions:\n  n_workers: many\n", "options.n_workers:"),
+        ("kind: local\nscale: 2\nadapt: {maximum: 3}\n", "either scale or adapt"),
+        ("kind: local\nadapt: {minimum: 5, maximum: 3}\n", "adapt: minimum (5) is above maximum"),
+        ("kind: local\ncolour: red\n", "colour: unknown field"),
+        ("kind: address\n", "address: required field missing"),
+        ("kind: address\naddress: sched:8786\n", "address: 'sched:8786' is not a scheduler"),
+        ("kind: address\naddress: tls://a:1\n", "a tls:// address needs tls"),
+        ("kind: address\naddress: ${NOPE_NOT_SET}\n", "address: environment variable NOPE_NOT_SET"),
+        ("kind: jobqueue\nsystem: mainframe\n", "system: unknown system 'mainframe'"),
+        ("kind: class\nclass: not a path\n", "class: 'not a path' is not an import path"),
+        ("kind: ssh\nhosts: [one]\n", "hosts:"),
+    ],
+)
+def test_bad_profile_is_one_line_naming_file_and_field(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    assert expected in error_of(write(tmp_path, text))
+
+
+def test_tls_files_are_checked_and_relative_to_the_profile(tmp_path: Path) -> None:
+    (tmp_path / "certs").mkdir()
+    for name in ("ca.pem", "c.pem"):
+        (tmp_path / "certs" / name).write_text("x")
+    text = (
+        "kind: address\naddress: tls://h:1\n"
+        "tls: {ca_file: certs/ca.pem, cert: certs/c.pem, key: k}\n"
+    )
+    assert "tls.key: no such file" in error_of(write(tmp_path, text))
+    (tmp_path / "k").write_text("x")
+    profile = load_profile(write(tmp_path, text))
+    assert isinstance(profile, AddressProfile) and profile.tls is not None
+    assert profile.tls.ca_file == str(tmp_path / "certs" / "ca.pem")
+
+
+def test_missing_file_and_unknown_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "no such cluster profile file" in error_of(tmp_path / "absent.yaml")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ClusterError, match=r"unknown cluster 'nowhere': no profile nowhere\.yaml"):
+        find_profile("nowhere")
+
+
+def test_env_defaults_expand(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, "kind: address\naddress: ${SCHED_X:-tcp://127.0.0.1:9999}\n")
+    monkeypatch.delenv("SCHED_X", raising=False)
+    assert load_profile(path).address == "tcp://127.0.0.1:9999"  # type: ignore[attr-defined]
+    monkeypatch.setenv("SCHED_X", "tcp://127.0.0.1:1234")
+    assert load_profile(path).address == "tcp://127.0.0.1:1234"  # type: ignore[attr-defined]
+
+
+def test_shipped_profiles_all_validate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for env in ("DAGFLOW_TLS_CA", "DAGFLOW_TLS_CERT", "DAGFLOW_TLS_KEY"):
+        (tmp_path / env).write_text("x")
+        monkeypatch.setenv(env, str(tmp_path / env))
+    monkeypatch.delenv("DAGFLOW_SCHEDULER_ADDRESS", raising=False)
+    shipped = {p.stem: load_profile(p) for p in sorted((REPO / "clusters").glob("*.yaml"))}
+    assert set(shipped) >= {
+        "local",
+        "local-threads",
+        "remote",
+        "remote-tls",
+        "ssh",
+        "slurm",
+        "kubernetes",
+    }
+    assert all(isinstance(p, ClusterProfile) for p in shipped.values())
+    assert shipped["remote"].address == "tcp://127.0.0.1:8786"  # type: ignore[attr-defined]
+    assert shipped["remote-tls"].address.startswith("tls://")  # type: ignore[attr-defined]
+    assert isinstance(shipped["slurm"], JobqueueProfile) and shipped["slurm"].adapt is not None
+    local, threads = shipped["local"], shipped["local-threads"]
+    assert isinstance(local, LocalProfile) and isinstance(threads, LocalProfile)
+    assert local.options.processes and not threads.options.processes
+    assert local.options.host == "127.0.0.1"
+    assert local.options.dashboard_address == "127.0.0.1:8787"
+
+
+def test_builtin_names_work_without_any_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DAGFLOW_HOME", str(tmp_path))
+    for name, processes in (("local", True), ("local-threads", False)):
+        profile = find_profile(name)
+        assert isinstance(profile, LocalProfile)
+        assert profile.options.processes is processes
+        kwargs = clusters.local_options(profile)
+        assert kwargs["dashboard_address"].startswith("127.0.0.1:")
+        assert kwargs["scheduler_kwargs"]["preload"] == ["dagflow.dashboard"]
+        assert kwargs.get("host", "127.0.0.1") == "127.0.0.1"
+
+
+def test_name_forms() -> None:
+    assert isinstance(find_profile("tcp://10.0.0.5:8786"), AddressProfile)
+    assert find_profile("127.0.0.1:8786").address == "tcp://127.0.0.1:8786"  # type: ignore[attr-defined]
+
+
+def test_resolution_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve_name(None, None) == "local"
+    assert resolve_name(None, "flowside") == "flowside"
+    monkeypatch.setenv("DAGFLOW_CLUSTER", "fromenv")
+    assert resolve_name(None, "flowside") == "fromenv"
+    assert resolve_name("fromcli", "flowside") == "fromcli"
+
+
+def test_plain_tcp_to_another_host_warns_with_the_tls_way() -> None:
+    assert insecure_address_warning("tcp://127.0.0.1:8786") is None
+    assert insecure_address_warning("tcp://localhost:8786") is None
+    assert insecure_address_warning("tls://sched.example.org:8786") is None
+    warning = insecure_address_warning("tcp://sched.example.org:8786")
+    assert warning is not None and "tls://" in warning and "remote-tls.yaml" in warning
+
+
+def test_unreachable_loopback_scheduler_fails_in_one_line_without_tls_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write(tmp_path, "kind: address\naddress: tcp://127.0.0.1:1\ntimeout: 1\n")
+    with (
+        caplog.at_level(logging.WARNING, logger="dagflow.clusters"),
+        pytest.raises(ClusterError) as info,
+    ):
+        clusters.get_cluster(str(path))
+    assert str(info.value).startswith(f"{path}: address: cannot reach the Dask scheduler")
+    assert "\n" not in str(info.value)
+    assert not caplog.records
+
+
+def test_missing_extra_names_it(tmp_path: Path) -> None:
+    import importlib.util
+
+    path = write(tmp_path, "kind: jobqueue\nsystem: slurm\n")
+    if importlib.util.find_spec("dask_jobqueue") is not None:
+        pytest.skip("dask_jobqueue is installed here")
+    with pytest.raises(ClusterError, match=r"pip install 'dagflow\[jobqueue\]'"):
+        clusters.get_cluster(str(path))
+
+
+def test_class_kind_must_be_a_cluster(tmp_path: Path) -> None:
+    path = write(tmp_path, "kind: class\nclass: collections.OrderedDict\n")
+    with pytest.raises(ClusterError, match=r"class: 'collections\.OrderedDict' is not a"):
+        clusters.get_cluster(str(path))
+    path = write(tmp_path, "kind: class\nclass: nosuchpkg.Cluster\n", "q.yaml")
+    with pytest.raises(ClusterError, match=r"class: cannot import 'nosuchpkg\.Cluster'"):
+        clusters.get_cluster(str(path))
+
+
+def test_cli_bad_profile_exit_code_2_one_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "kind: local\noptions:\n  threads: 2\n")
+    result = CliRunner().invoke(cluster, ["info", str(path)])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0] and "options.threads" in lines[0]
+
+
+def test_version_mismatches_name_package_and_places() -> None:
+    from distributed.versions import get_versions
+
+    mine = get_versions(["dagflow"])
+    other = {**mine, "packages": {**mine["packages"], "cloudpickle": "0.0.1"}}
+    no_dagflow = {**mine, "packages": {**mine["packages"], "dagflow": None}}
+    same = {"client": mine, "scheduler": mine, "workers": {"tcp://w1": mine}}
+    assert version_mismatches(same) == []
+    differ = version_mismatches({**same, "workers": {"tcp://w1": mine, "tcp://w2": other}})
+    assert len(differ) == 1 and differ[0].startswith("cloudpickle: ")
+    assert "worker tcp://w2 0.0.1" in differ[0]
+    missing = version_mismatches({**same, "workers": {"tcp://w1": no_dagflow}})
+    assert missing and "worker tcp://w1 not installed" in missing[0]

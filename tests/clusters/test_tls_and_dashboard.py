@@ -1,0 +1,195 @@
+"""TLS end to end with the shipped remote-tls profile; the dagflow page in the Dask dashboard."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+from dask_procs import DaskProcesses, free_port
+
+from dagflow import clusters, flow, task
+from dagflow.core.states import StateType
+from dagflow.engine.api import run_flow_with
+
+pytestmark = pytest.mark.cluster
+REPO = Path(__file__).resolve().parents[2]
+
+
+@task
+def square(x: int) -> int:
+    return x * x
+
+
+@flow(name="squares")
+def squares(n: int = 5) -> int:
+    return sum(f.result() for f in square.map(list(range(n))))
+
+
+def make_certs(directory: Path) -> tuple[str, str, str]:
+    """A CA and one certificate it signed for 127.0.0.1 (used by every role here)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    now = dt.datetime.now(dt.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("dagflow test CA"))
+        .issuer_name(name("dagflow test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name("127.0.0.1"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = directory / "ca.pem", directory / "node.pem", directory / "node-key.pem"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(paths[0]), str(paths[1]), str(paths[2])
+
+
+def test_shipped_tls_profile_runs_a_flow_over_tls(
+    dask_procs: DaskProcesses, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ca, cert, key = make_certs(tmp_path / "certs")
+    address = dask_procs.start_scheduler(tls=(ca, cert, key))
+    assert address.startswith("tls://")
+    dask_procs.add_worker()
+    monkeypatch.setenv("DAGFLOW_SCHEDULER_ADDRESS", address)
+    monkeypatch.setenv("DAGFLOW_TLS_CA", ca)
+    monkeypatch.setenv("DAGFLOW_TLS_CERT", cert)
+    monkeypatch.setenv("DAGFLOW_TLS_KEY", key)
+    profile = str(REPO / "clusters" / "remote-tls.yaml")
+    try:
+        run = run_flow_with(squares, {"n": 5}, cluster=profile)
+        assert run.state is StateType.COMPLETED, run.error
+        assert run.result() == 30
+        assert run.cluster_address == address
+    finally:
+        clusters.close(profile)
+
+
+def get(url: str) -> tuple[int, bytes]:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.status, response.read()
+
+
+def test_dagflow_page_on_a_remote_schedulers_dashboard(dask_procs: DaskProcesses) -> None:
+    dask_procs.start_scheduler(dashboard=True, preload=True)
+    dask_procs.add_worker()
+    dask_procs.wait_for_workers(1)
+    run = run_flow_with(squares, {"n": 5}, cluster=dask_procs.address)
+    assert run.state is StateType.COMPLETED, run.error
+    base = f"http://127.0.0.1:{dask_procs.dashboard_port}"
+    status, body = get(f"{base}/dagflow/api/runs")
+    assert status == 200
+    (row,) = [r for r in json.loads(body)["runs"] if r["run_id"] == run.id]
+    assert row["flow"] == "squares"
+    assert row["tasks"] == 5 and row["done"] == 5 and row["progress"] == 1.0
+    status, body = get(f"{base}/dagflow/api/runs?run={run.id}")
+    assert status == 200 and [r["run_id"] for r in json.loads(body)["runs"]] == [run.id]
+    status, page = get(f"{base}/dagflow")
+    assert status == 200 and b"bokeh" in page.lower()
+    _, menu = get(f"{base}/status")
+    assert b"individual-dagflow-runs" in menu  # listed in the dashboard's "More..." menu
+    assert_page_shows_run(f"{base}/dagflow", run.id)
+
+
+def assert_page_shows_run(url: str, run_id: str) -> None:
+    """Open the Bokeh page's session the way a browser does; its table holds the run."""
+    from bokeh.client import pull_session
+
+    with pull_session(url=url) as session:
+        sources = [m for m in session.document.models if type(m).__name__ == "ColumnDataSource"]
+        rows = [s.data for s in sources if "run_id" in s.data]
+    assert rows and run_id in rows[0]["run_id"], rows
+
+
+@pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
+def test_local_clusters_get_the_dagflow_page(processes: bool, tmp_path: Path) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text(
+        "kind: local\noptions:\n  n_workers: 1\n"
+        f"  processes: {str(processes).lower()}\n  dashboard_address: 127.0.0.1:{free_port()}\n"
+    )
+    try:
+        handle = clusters.get_cluster(str(path))
+        assert handle.dashboard_link and handle.dashboard_link.startswith("http://127.0.0.1:")
+        run = run_flow_with(squares, {"n": 3}, cluster=str(path))
+        assert run.state is StateType.COMPLETED, run.error
+        base = handle.dashboard_link.rsplit("/status", 1)[0]
+        status, body = get(f"{base}/dagflow/api/runs?run={run.id}")
+        assert status == 200 and json.loads(body)["runs"][0]["tasks"] == 3
+        assert get(f"{base}/dagflow")[0] == 200
+        if processes:
+            assert handle.address.startswith("tcp://127.0.0.1:")
+    finally:
+        clusters.close(str(path))
+
+
+def test_cluster_start_keeps_a_cluster_up_until_interrupted(tmp_path: Path) -> None:
+    path = tmp_path / "up.yaml"
+    path.write_text(
+        "kind: local\noptions:\n  n_workers: 1\n  processes: false\n"
+        f"  dashboard_address: 127.0.0.1:{free_port()}\n"
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dagflow.cli", "cluster", "start", str(path), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(2)]
+        assert lines[0].strip() == f"scheduler: tcp://127.0.0.1:{port}", lines
+        assert lines[1].startswith("dashboard: http://127.0.0.1:")
+        from distributed import Client
+
+        with Client(f"tcp://127.0.0.1:{port}", timeout="30s") as client:
+            assert client.submit(sum, [1, 2]).result(timeout=30) == 3
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
