@@ -21,6 +21,27 @@ from dagflow.core.states import StateType
 from dagflow.store.encoding import log_ident
 from dagflow.store.schema import FLOW_LEVEL
 
+TASK_COLUMNS = (
+    "run_id",
+    "task_key",
+    "task_name",
+    "map_index",
+    "state",
+    "attempts",
+    "started",
+    "ended",
+    "worker",
+    "error_type",
+    "error",
+    "traceback",
+    "result_location",
+    "cache_key",
+)
+HISTORY_COLUMNS = ("run_id", "task_key", "from_state", "to_state", "time", "attempt", "message")
+LOG_COLUMNS = ("run_id", "task_key", "task_name", "level", "time", "worker", "message", "ident")
+History = tuple[str, str, str | None, str, float, int, str]
+Log = tuple[str, str | None, str | None, int, float, str | None, str, str]
+
 
 @dataclass(slots=True)
 class TaskDelta:
@@ -64,23 +85,24 @@ class TaskDelta:
         if cache_key:
             self.cache_key = cache_key
 
-    def row(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "task_key": self.task_key,
-            "task_name": self.task_name,
-            "map_index": self.map_index,
-            "state": self.state,
-            "attempts": self.attempts,
-            "started": self.started,
-            "ended": self.ended,
-            "worker": self.worker,
-            "error_type": self.error_type,
-            "error": self.error,
-            "traceback": self.traceback,
-            "result_location": self.result_location,
-            "cache_key": self.cache_key,
-        }
+    def row(self) -> tuple[Any, ...]:
+        """The task run's values in `TASK_COLUMNS` order."""
+        return (
+            self.run_id,
+            self.task_key,
+            self.task_name,
+            self.map_index,
+            self.state,
+            self.attempts,
+            self.started,
+            self.ended,
+            self.worker,
+            self.error_type,
+            self.error,
+            self.traceback,
+            self.result_location,
+            self.cache_key,
+        )
 
 
 @dataclass(slots=True)
@@ -110,8 +132,8 @@ class Batch:
     started: dict[str, FlowRunStarted] = field(default_factory=dict)
     runs: dict[str, RunDelta] = field(default_factory=dict)
     tasks: dict[tuple[str, str], TaskDelta] = field(default_factory=dict)
-    history: list[dict[str, Any]] = field(default_factory=list)
-    logs: list[dict[str, Any]] = field(default_factory=list)
+    history: list[History] = field(default_factory=list)
+    logs: list[Log] = field(default_factory=list)
     size: int = 0
 
     def __bool__(self) -> bool:
@@ -120,7 +142,7 @@ class Batch:
     def run_ids(self) -> set[str]:
         ids = set(self.started) | set(self.runs)
         ids.update(run_id for run_id, _ in self.tasks)
-        ids.update(row["run_id"] for row in self.logs)
+        ids.update(row[0] for row in self.logs)
         return ids
 
     def add(self, ev: RunEvent) -> None:
@@ -133,15 +155,15 @@ class Batch:
 
     def _state(self, ev: StateEvent) -> None:
         self.history.append(
-            {
-                "run_id": ev.run_id,
-                "task_key": ev.task_key if ev.task_key is not None else FLOW_LEVEL,
-                "from_state": ev.from_state.value if ev.from_state is not None else None,
-                "to_state": ev.to_state.value,
-                "time": ev.time,
-                "attempt": ev.attempt,
-                "message": ev.message or "",
-            }
+            (
+                ev.run_id,
+                ev.task_key if ev.task_key is not None else FLOW_LEVEL,
+                ev.from_state.value if ev.from_state is not None else None,
+                ev.to_state.value,
+                ev.time,
+                ev.attempt,
+                ev.message or "",
+            )
         )
         if ev.task_key is None:
             delta = self.runs.get(ev.run_id)
@@ -158,23 +180,23 @@ class Batch:
 
     def _log(self, ev: LogEvent) -> None:
         self.logs.append(
-            {
-                "run_id": ev.run_id,
-                "task_key": ev.task_key,
-                "task_name": ev.task_name,
-                "level": ev.level,
-                "time": ev.time,
-                "worker": ev.worker,
-                "message": ev.message,
-                "ident": log_ident(ev.task_key, ev.time, ev.message),
-            }
+            (
+                ev.run_id,
+                ev.task_key,
+                ev.task_name,
+                ev.level,
+                ev.time,
+                ev.worker,
+                ev.message,
+                log_ident(ev.task_key, ev.time, ev.message),
+            )
         )
 
     def drop_runs(self, run_ids: set[str]) -> int:
         """Remove every row of `run_ids` (runs with no row and no start); returns rows dropped."""
         before = len(self.history) + len(self.logs) + len(self.tasks) + len(self.runs)
-        self.history = [r for r in self.history if r["run_id"] not in run_ids]
-        self.logs = [r for r in self.logs if r["run_id"] not in run_ids]
+        self.history = [r for r in self.history if r[0] not in run_ids]
+        self.logs = [r for r in self.logs if r[0] not in run_ids]
         self.tasks = {k: v for k, v in self.tasks.items() if k[0] not in run_ids}
         self.runs = {k: v for k, v in self.runs.items() if k not in run_ids}
         return before - (len(self.history) + len(self.logs) + len(self.tasks) + len(self.runs))

@@ -8,6 +8,10 @@
   transition delivered twice is stored once.
 - `logs`: log records; unique on (run_id, ident), `ident` a hash of the record's identity.
 
+`state_history` and `logs` name their run without a foreign key: they are the hot, append-only
+tables, a key check per row would cost about as much as the insert itself, and the writer only
+writes rows of runs whose `flow_runs` row exists (it drops, and logs, events of unknown runs).
+
 Every time is a float: seconds since the UNIX epoch (UTC), as the engine's events carry them.
 The Alembic revisions in `migrations/versions` must create exactly this (a test compares them).
 """
@@ -91,7 +95,7 @@ state_history = Table(
     "state_history",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("run_id", String(64), ForeignKey("flow_runs.id"), nullable=False),
+    Column("run_id", String(64), nullable=False),
     Column("task_key", String(255), nullable=False),
     Column("from_state", String(32), nullable=True),
     Column("to_state", String(32), nullable=False),
@@ -107,7 +111,7 @@ logs = Table(
     "logs",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("run_id", String(64), ForeignKey("flow_runs.id"), nullable=False),
+    Column("run_id", String(64), nullable=False),
     Column("task_key", String(255), nullable=True),
     Column("task_name", String(255), nullable=True),
     Column("level", Integer, nullable=False),

@@ -25,15 +25,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, case, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from dagflow.core.runs import RunEvent
 from dagflow.core.states import StateType
-from dagflow.store.batch import Batch, Seen
+from dagflow.store.batch import HISTORY_COLUMNS, LOG_COLUMNS, TASK_COLUMNS, Batch, Seen
+from dagflow.store.bulk import BulkInsert
 from dagflow.store.database import make_engine
 from dagflow.store.encoding import encode_parameters
 from dagflow.store.schema import flow_runs, flows, logs, state_history, task_runs
@@ -44,7 +43,23 @@ FLUSH_INTERVAL = 0.2
 MAX_BACKOFF = 2.0
 EAGER_BATCH = 20_000  # write at once when this many events wait, without waiting the interval
 WRITER_BUSY_TIMEOUT_MS = 1000
-GIVE_UP_AFTER = 5  # attempts at a batch failing for a reason other than the connection
+GIVE_UP_AFTER = 5
+FLOW_COLUMNS = ("name", "version", "created")
+RUN_COLUMNS = (
+    "id",
+    "flow_name",
+    "flow_version",
+    "parameters",
+    "state",
+    "attempts",
+    "created",
+    "started",
+    "heartbeat",
+    "parent_run_id",
+    "parent_task_key",
+    "cluster_address",
+    "dashboard_link",
+)  # attempts at a batch failing for a reason other than the connection
 
 
 class StoreWriter:
@@ -216,46 +231,46 @@ class StoreWriter:
     # ------------------------------------------------------------------ SQL
 
     def _statements(self) -> None:
-        insert = pg_insert if self._pg else sqlite_insert
-        flow_stmt = insert(flows)
-        self._insert_flows = flow_stmt.on_conflict_do_update(
-            index_elements=[flows.c.name], set_={"version": flow_stmt.excluded.version}
-        )
-        self._insert_runs = insert(flow_runs).on_conflict_do_nothing(
-            index_elements=[flow_runs.c.id]
-        )
-        tr = insert(task_runs)
-        ex = tr.excluded
-        self._upsert_tasks = tr.on_conflict_do_update(
-            index_elements=[task_runs.c.run_id, task_runs.c.task_key],
-            set_={
-                "task_name": ex.task_name,
-                "map_index": func.coalesce(ex.map_index, task_runs.c.map_index),
-                "state": ex.state,
-                "attempts": case(
-                    (ex.attempts > task_runs.c.attempts, ex.attempts), else_=task_runs.c.attempts
-                ),
-                "started": func.coalesce(task_runs.c.started, ex.started),
-                "ended": func.coalesce(ex.ended, task_runs.c.ended),
-                "worker": func.coalesce(ex.worker, task_runs.c.worker),
-                "error_type": func.coalesce(ex.error_type, task_runs.c.error_type),
-                "error": func.coalesce(ex.error, task_runs.c.error),
-                "traceback": func.coalesce(ex.traceback, task_runs.c.traceback),
-                "result_location": func.coalesce(ex.result_location, task_runs.c.result_location),
-                "cache_key": func.coalesce(ex.cache_key, task_runs.c.cache_key),
-            },
-        )
-        self._insert_history = insert(state_history).on_conflict_do_nothing(
-            index_elements=[
-                state_history.c.run_id,
-                state_history.c.task_key,
-                state_history.c.attempt,
-                state_history.c.to_state,
-            ]
-        )
-        self._insert_logs = insert(logs).on_conflict_do_nothing(
-            index_elements=[logs.c.run_id, logs.c.ident]
-        )
+        dialect = self._engine.dialect
+
+        def keep_version(stmt: Any) -> Any:
+            return stmt.on_conflict_do_update(
+                index_elements=[flows.c.name], set_={"version": stmt.excluded.version}
+            )
+
+        def upsert_task(stmt: Any) -> Any:
+            ex = stmt.excluded
+            return stmt.on_conflict_do_update(
+                index_elements=[task_runs.c.run_id, task_runs.c.task_key],
+                set_={
+                    "task_name": ex.task_name,
+                    "map_index": func.coalesce(ex.map_index, task_runs.c.map_index),
+                    "state": ex.state,
+                    "attempts": case(
+                        (ex.attempts > task_runs.c.attempts, ex.attempts),
+                        else_=task_runs.c.attempts,
+                    ),
+                    "started": func.coalesce(task_runs.c.started, ex.started),
+                    "ended": func.coalesce(ex.ended, task_runs.c.ended),
+                    "worker": func.coalesce(ex.worker, task_runs.c.worker),
+                    "error_type": func.coalesce(ex.error_type, task_runs.c.error_type),
+                    "error": func.coalesce(ex.error, task_runs.c.error),
+                    "traceback": func.coalesce(ex.traceback, task_runs.c.traceback),
+                    "result_location": func.coalesce(
+                        ex.result_location, task_runs.c.result_location
+                    ),
+                    "cache_key": func.coalesce(ex.cache_key, task_runs.c.cache_key),
+                },
+            )
+
+        def ignore(stmt: Any) -> Any:
+            return stmt.on_conflict_do_nothing()
+
+        self._insert_flows = BulkInsert(dialect, flows, FLOW_COLUMNS, keep_version)
+        self._insert_runs = BulkInsert(dialect, flow_runs, RUN_COLUMNS, ignore)
+        self._upsert_tasks = BulkInsert(dialect, task_runs, TASK_COLUMNS, upsert_task)
+        self._insert_history = BulkInsert(dialect, state_history, HISTORY_COLUMNS, ignore)
+        self._insert_logs = BulkInsert(dialect, logs, LOG_COLUMNS, ignore)
         self._update_runs = (
             update(flow_runs)
             .where(flow_runs.c.id == bindparam("b_id"))
@@ -282,12 +297,9 @@ class StoreWriter:
             self._drop_unknown_runs(conn, batch)
             if batch.started:
                 self._write_started(conn, batch, now)
-            if batch.tasks:
-                conn.execute(self._upsert_tasks, [t.row() for t in batch.tasks.values()])
-            if batch.history:
-                conn.execute(self._insert_history, batch.history)
-            if batch.logs:
-                conn.execute(self._insert_logs, batch.logs)
+            self._upsert_tasks.execute(conn, [t.row() for t in batch.tasks.values()])
+            self._insert_history.execute(conn, batch.history)
+            self._insert_logs.execute(conn, batch.logs)
             if batch.runs:
                 conn.execute(
                     self._update_runs,
@@ -327,31 +339,26 @@ class StoreWriter:
 
     def _write_started(self, conn: Connection, batch: Batch, now: float) -> None:
         started = list(batch.started.values())
-        names: dict[str, dict[str, Any]] = {}
-        for ev in started:
-            names[ev.flow_name] = {"name": ev.flow_name, "version": ev.flow_version, "created": now}
-        conn.execute(self._insert_flows, list(names.values()))
-        conn.execute(
-            self._insert_runs,
+        names = {ev.flow_name: (ev.flow_name, ev.flow_version, now) for ev in started}
+        self._insert_flows.execute(conn, list(names.values()))
+        self._insert_runs.execute(
+            conn,
             [
-                {
-                    "id": ev.run_id,
-                    "flow_name": ev.flow_name,
-                    "flow_version": ev.flow_version,
-                    "parameters": encode_parameters(ev.parameters),
-                    "state": StateType.PENDING.value,
-                    "attempts": 0,
-                    "created": ev.time,
-                    "started": ev.time,
-                    "ended": None,
-                    "heartbeat": now,
-                    "parent_run_id": ev.parent_run_id,
-                    "parent_task_key": ev.parent_task_key,
-                    "cluster_address": ev.cluster_address,
-                    "dashboard_link": ev.dashboard_link,
-                    "error_type": None,
-                    "error": None,
-                }
+                (
+                    ev.run_id,
+                    ev.flow_name,
+                    ev.flow_version,
+                    encode_parameters(ev.parameters),
+                    StateType.PENDING.value,
+                    0,
+                    ev.time,
+                    ev.time,
+                    now,
+                    ev.parent_run_id,
+                    ev.parent_task_key,
+                    ev.cluster_address,
+                    ev.dashboard_link,
+                )
                 for ev in started
             ],
         )

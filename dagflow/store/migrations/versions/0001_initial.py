@@ -69,7 +69,7 @@ def upgrade() -> None:
     op.create_table(
         "state_history",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("run_id", sa.String(64), sa.ForeignKey("flow_runs.id"), nullable=False),
+        sa.Column("run_id", sa.String(64), nullable=False),
         sa.Column("task_key", sa.String(255), nullable=False),
         sa.Column("from_state", sa.String(32), nullable=True),
         sa.Column("to_state", sa.String(32), nullable=False),
@@ -83,7 +83,7 @@ def upgrade() -> None:
     op.create_table(
         "logs",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("run_id", sa.String(64), sa.ForeignKey("flow_runs.id"), nullable=False),
+        sa.Column("run_id", sa.String(64), nullable=False),
         sa.Column("task_key", sa.String(255), nullable=True),
         sa.Column("task_name", sa.String(255), nullable=True),
         sa.Column("level", sa.Integer, nullable=False),

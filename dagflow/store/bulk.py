@@ -1,0 +1,58 @@
+"""Bulk statements of the writer: many rows per statement, with insert-or-ignore and upsert.
+
+Rows come as tuples in the column order given (`batch.py` builds them). SQLite runs one
+`executemany` of a statement compiled once (no per-row work in SQLAlchemy). PostgreSQL runs ONE
+`INSERT ... SELECT FROM json_populate_recordset(NULL::table, rows)` per table and batch: a round
+trip per batch, not per row, and the rows travel as one JSON text (encoded in C, parsed by the
+server). Conflict clauses are SQLAlchemy's (`on_conflict_do_nothing` / `_do_update`), so
+both databases get the same semantics from the same declaration.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import JSON, Table, bindparam, cast, func, literal_column, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Dialect
+
+# Adds the conflict clause to an INSERT of either dialect (both have the same methods).
+Conflict = Callable[[Any], Any]
+
+
+class BulkInsert:
+    """`execute(conn, rows)` inserts rows (tuples in `columns` order) with a conflict clause."""
+
+    def __init__(
+        self, dialect: Dialect, table: Table, columns: Sequence[str], conflict: Conflict
+    ) -> None:
+        self.columns = tuple(columns)
+        self._pg = dialect.name == "postgresql"
+        if self._pg:
+            rows = func.json_populate_recordset(
+                literal_column(f"NULL::{table.name}"), cast(bindparam("rows"), JSON)
+            ).table_valued(*self.columns)
+            source = select(*[rows.c[c] for c in self.columns])
+            self._stmt = conflict(pg_insert(table).from_select(list(self.columns), source))
+        else:
+            stmt = conflict(sqlite_insert(table).values({c: bindparam(c) for c in self.columns}))
+            compiled = stmt.compile(dialect=dialect)
+            self._sql = str(compiled)
+            order = compiled.positiontup or []
+            self._order = [self.columns.index(name) for name in order]
+            self._identity = self._order == list(range(len(self.columns)))
+
+    def execute(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        if self._pg:
+            cols = self.columns
+            text = json.dumps([dict(zip(cols, row, strict=True)) for row in rows])
+            conn.execute(self._stmt, {"rows": text})
+            return
+        if not self._identity:
+            rows = [tuple(row[i] for i in self._order) for row in rows]
+        conn.exec_driver_sql(self._sql, list(rows))
