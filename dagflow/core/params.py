@@ -33,7 +33,7 @@ class ParameterModel:
             if param.kind is inspect.Parameter.VAR_KEYWORD:
                 self.var_keyword = param.name
                 continue
-            annotation = Any if param.annotation is inspect.Parameter.empty else param.annotation
+            annotation = _resolve(fn, flow_name, param)
             default = ... if param.default is inspect.Parameter.empty else param.default
             fields[param.name] = (annotation, default)
         config = pydantic.ConfigDict(
@@ -126,3 +126,22 @@ class ParameterModel:
                 if name != self.var_keyword
             }
             return {"title": self.flow_name, "type": "object", "properties": props}
+
+
+def _resolve(fn: Callable[..., Any], flow_name: str, param: inspect.Parameter) -> Any:
+    """A parameter's annotation as a type; a string one (`from __future__ import annotations`)
+    is evaluated in the flow function's module, as `typing.get_type_hints` would."""
+    annotation = param.annotation
+    if annotation is inspect.Parameter.empty:
+        return Any
+    if not isinstance(annotation, str):
+        return annotation
+    namespace = getattr(inspect.unwrap(fn), "__globals__", {})
+    try:
+        return eval(annotation, namespace)  # the user's own annotation, as Python would
+    except Exception as exc:
+        raise DefinitionError(
+            f"flow {flow_name!r}: cannot resolve the type {annotation!r} of parameter "
+            f"{param.name!r} ({type(exc).__name__}: {exc}); define it at module level, "
+            "before the flow"
+        ) from None

@@ -3,7 +3,9 @@
 A policy is a frozen value built (and validated) once at decoration time. `delay(n, u)` gives the
 wait before retry number `n` (1-based) from a uniform draw `u` in [0, 1) supplied by the caller, so
 the arithmetic stays pure and testable: `base * backoff**(n-1)`, or the n-th entry of an explicit
-list (its last entry repeated), spread by +/- `jitter` of itself.
+list (its last entry repeated), spread by +/- `jitter` of itself. No wait exceeds `MAX_SECONDS`:
+a longer one is a mistake, and `time.sleep` / `Thread.join` overflow on huge numbers, so a longer
+`retry_delay` or `timeout` is refused and an exponential backoff stops growing there.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from dagflow.errors import DefinitionError
 
 DelayOption = float | int | timedelta | Sequence[float | int | timedelta]
 
+MAX_SECONDS = 365 * 24 * 3600.0  # a year: the longest retry delay or timeout
+
 
 def _seconds(value: object, what: str) -> float:
     if isinstance(value, timedelta):
@@ -29,6 +33,10 @@ def _seconds(value: object, what: str) -> float:
         )
     if not math.isfinite(seconds) or seconds < 0:
         raise DefinitionError(f"{what} must be a finite number of seconds >= 0, got {value!r}")
+    if seconds > MAX_SECONDS:
+        raise DefinitionError(
+            f"{what} must be at most {MAX_SECONDS:.0f} seconds (a year), got {value!r}"
+        )
     return seconds
 
 
@@ -73,6 +81,11 @@ class RetryPolicy:
             )
         if not math.isfinite(retry_backoff) or retry_backoff < 1:
             raise DefinitionError(f"{owner}: retry_backoff must be >= 1, got {retry_backoff!r}")
+        if isinstance(retry_delay, (list, tuple)) and retry_backoff != 1:
+            raise DefinitionError(
+                f"{owner}: retry_backoff applies to a single retry_delay, not to a list; "
+                "write each delay in the list instead"
+            )
         if isinstance(retry_jitter, bool) or not isinstance(retry_jitter, (int, float)):
             raise DefinitionError(
                 f"{owner}: retry_jitter must be a fraction between 0 and 1, "
@@ -89,11 +102,16 @@ class RetryPolicy:
         """Seconds to wait before retry `retry_number` (1-based); `uniform` is in [0, 1)."""
         index = min(retry_number - 1, len(self.delays) - 1)
         base = self.delays[index]
-        if len(self.delays) == 1:
-            base *= self.backoff ** (retry_number - 1)
+        if len(self.delays) == 1 and base > 0 and self.backoff > 1:
+            # compare in log space first: backoff ** n overflows a float long before n is large
+            growth = (retry_number - 1) * math.log(self.backoff)
+            if math.log(base) + growth >= math.log(MAX_SECONDS):
+                base = MAX_SECONDS
+            else:
+                base *= self.backoff ** (retry_number - 1)
         if self.jitter:
             base *= 1 + self.jitter * (2 * uniform - 1)
-        return max(base, 0.0)
+        return min(max(base, 0.0), MAX_SECONDS)
 
     def should_retry(self, error: BaseException, retries_done: int) -> bool:
         return retries_done < self.retries and isinstance(error, self.retry_on)

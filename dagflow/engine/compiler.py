@@ -20,6 +20,7 @@ import cloudpickle
 from dask._task_spec import Dict, List, Set, TaskRef, Tuple
 from dask.highlevelgraph import HighLevelGraph
 
+from dagflow.clusters import ship_by_value
 from dagflow.core.definitions import Task
 from dagflow.core.graph import Call, Column, Key, Refs, TaskFuture, allow_failure, unmapped
 from dagflow.engine.layers import CallLayer
@@ -155,6 +156,7 @@ class Compiler:
                 reuse=self._reuse_for(task),
             )
             try:
+                ship_by_value(task.fn)
                 payload = call.payload()
                 pickle.loads(payload)
             except Exception as exc:

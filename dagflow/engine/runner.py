@@ -23,7 +23,7 @@ from typing import Any
 from distributed import span
 from distributed.client import _wait  # `distributed.wait` insists on a default client
 
-from dagflow.clusters import ClusterHandle
+from dagflow.clusters import ClusterHandle, missing_resources
 from dagflow.core.context import FlowRunContext, current_flow_run
 from dagflow.core.definitions import Flow
 from dagflow.core.graph import Call, Key, RunGraph, TaskFuture, key_str
@@ -35,6 +35,7 @@ from dagflow.engine.sinks import EventSink, global_sinks
 from dagflow.engine.tracker import RunTracker, run_hooks
 from dagflow.engine.wrapper import Failure, error_text
 from dagflow.errors import (
+    ClusterError,
     DagflowError,
     DefinitionError,
     FlowCancelled,
@@ -171,7 +172,6 @@ class FlowRunner:
         )
         self.observed.clear()
         self.cancelling = False
-        self.tracker.flow_transition(S.RUNNING)
         outcome: dict[str, Any] = {}
         ctx = FlowRunContext(self.run_id, self.flow.name, self.graph, self, self.tracker.flow_log)
         body = threading.Thread(
@@ -180,10 +180,11 @@ class FlowRunner:
             name=f"dagflow-flow-{self.flow.name}",
             daemon=True,
         )
-        body.start()
         timeout = self.flow.options.timeout
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
+            self.tracker.flow_transition(S.RUNNING)
+            body.start()
             while body.is_alive():
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
@@ -197,17 +198,36 @@ class FlowRunner:
                 body.join(0.2 if remaining is None else min(0.2, remaining))
         except KeyboardInterrupt:
             self.cancel("cancelled by the user (Ctrl-C)")
-            body.join(10)
+            if body.is_alive():
+                body.join(10)
             self._settle_remaining(S.CANCELLED, "flow run cancelled")
             return S.CANCELLED, "cancelled by the user (Ctrl-C)", None
         if self.cancel_requested:
             self._settle_remaining(S.CANCELLED, "flow run cancelled")
             return S.CANCELLED, "flow run cancelled", None
+        lost = self._scheduler_lost(outcome.get("error"))
+        if lost:
+            with self.lock:
+                keys = list(self.inflight)
+            self.tracker.apply(
+                [self.tracker.derived(k, S.CRASHED, lost, "SchedulerLost") for k in keys]
+            )
+            return S.CRASHED, lost, FlowFailed(lost, run_id=self.run_id)
         if "error" in outcome:
             exc = outcome["error"]
             self._settle_remaining(S.CANCELLED, "flow body failed")
             return S.FAILED, error_text(exc), exc
         return self._verdict(outcome)
+
+    def _scheduler_lost(self, error: BaseException | None) -> str | None:
+        """The run's message when this attempt lost its Dask scheduler, else None."""
+        status = self.client.status
+        if status == "running" and (error is None or "scheduler-connection-lost" not in str(error)):
+            return None
+        return (
+            f"lost the connection to the Dask scheduler at {self.cluster.address} "
+            f"(client {status}); the run crashed: its tasks' outcome is unknown"
+        )
 
     def _body(self, ctx: FlowRunContext, outcome: dict[str, Any]) -> None:
         token = current_flow_run.set(ctx)
@@ -303,6 +323,7 @@ class FlowRunner:
             calls = self.graph.take_pending()
             if not calls:
                 return
+            self._check_resources(calls)
             wave = self.compiler.compile(calls)
             try:
                 with span(self.flow.name, self.run_id):
@@ -316,6 +337,26 @@ class FlowRunner:
             for call in calls:
                 self.observed.update(key_str(key) for key in call.refs.soft)
                 _forget_arguments(call)
+
+    def _check_resources(self, calls: list[Call]) -> None:
+        """Fail at submission, instead of waiting forever, when no worker has a task's resource."""
+        if self.cluster.adaptive:
+            return  # an adaptive cluster may start workers that have it
+        needed: dict[str, float] = {}
+        for call in calls:
+            for name, amount in call.task.options.resources:
+                needed[name] = max(needed.get(name, 0.0), amount)
+        if not needed:
+            return
+        missing = set(missing_resources(self.client, needed))
+        for call in calls:
+            for name, amount in call.task.options.resources:
+                if name in missing:
+                    raise ClusterError(
+                        f"task {call.task.name!r} needs resource {name}={amount:g}, which no "
+                        f"worker of the cluster at {self.cluster.address} declares; start "
+                        f'workers with --resources "{name}={amount:g}"'
+                    )
 
     def resolve(self, future: TaskFuture[Any], timeout: float | None) -> Any:
         self._check_owner(future)

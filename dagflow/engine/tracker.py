@@ -28,6 +28,7 @@ from dagflow.engine.sinks import EventSink, dispatch
 
 log = logging.getLogger(__name__)
 S = StateType
+WORKER_LOST = "WorkerLost"
 
 
 class RunTracker:
@@ -184,7 +185,7 @@ class RunTracker:
                     tr.name,
                     tr.map_index,
                     tr.worker,
-                    "WorkerLost",
+                    WORKER_LOST,
                 )
             )
             current = S.CRASHED
@@ -225,7 +226,8 @@ class RunTracker:
                 assert type(ev) is StateEvent and ev.task_key is not None
                 ks = ev.task_key
                 tr = self.flow_run.task_runs.get(ks)
-                if tr is None or tr.state.is_final:
+                # A task whose worker was lost is CRASHED, then runs again elsewhere.
+                if tr is None or (tr.state.is_final and ks not in self._crashes):
                     continue
                 if not can_transition(tr.state, ev.to_state):
                     log.error(
@@ -240,7 +242,7 @@ class RunTracker:
                     ev = replace(ev, from_state=tr.state)
                 tr.apply(ev)
                 accepted.append(ev)
-                if ev.to_state.is_final:
+                if ev.to_state.is_final and not _lost_attempt(ev):
                     name, _, index = ks.rpartition("[")
                     key = (name, int(index[:-1]))
                     fut = self.inflight.pop(key, None)
@@ -250,7 +252,7 @@ class RunTracker:
         for ev in accepted:
             if type(ev) is LogEvent:
                 reemit(ev)
-            elif isinstance(ev, StateEvent) and ev.to_state.is_final:
+            elif isinstance(ev, StateEvent) and ev.to_state.is_final and not _lost_attempt(ev):
                 self._task_hooks(ev)
         self.emit(accepted)
 
@@ -271,6 +273,11 @@ class RunTracker:
             return
         if hooks:
             run_hooks(hooks, task, self.flow_run.task_runs[ev.task_key])
+
+
+def _lost_attempt(ev: StateEvent) -> bool:
+    """A CRASHED attempt that Dask runs again on another worker: not the task's end."""
+    return ev.to_state is S.CRASHED and ev.error_type == WORKER_LOST
 
 
 def _transition(ev: StateEvent) -> Transition:
