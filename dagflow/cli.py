@@ -19,6 +19,7 @@ import reprlib
 import sys
 import traceback
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -36,9 +37,6 @@ from dagflow.core.states import StateType
 from dagflow.errors import DagflowError, ParameterError
 
 EXIT_COMPLETED, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
-
-# Modules of other parts that add subcommands with `register(main: click.Group) -> None`.
-PLUGIN_MODULES = ("dagflow.store.commands", "dagflow.cluster_commands")
 
 _result_repr = reprlib.Repr()
 _result_repr.maxstring = 200
@@ -300,18 +298,67 @@ def run(
     from dagflow.engine.api import run_flow_with
 
     # distributed warns when the dashboard's default port is taken; the link we print is right.
+    def start(flow: Flow[..., Any], progress: RunProgress) -> FlowRun:
+        params = parse_params(flow, pairs, params_json)
+        return run_flow_with(flow, params, cluster=cluster, sinks=[progress])
+
+    _execute(ctx, lambda: load_flow(target), start, cluster)
+
+
+@main.command("resume")
+@click.argument("run_ref", metavar="RUN")
+@click.option("--force", is_flag=True, help="Resume even if the flow's graph changed since.")
+@click.option(
+    "--flow",
+    "target",
+    metavar="TARGET",
+    help="FILE.py:FLOW to load (default: where the run's flow was loaded from).",
+)
+@click.option("--cluster", metavar="NAME", help="The cluster to run on (as for `dagflow run`).")
+@click.pass_context
+def resume_command(
+    ctx: click.Context, run_ref: str, force: bool, target: str | None, cluster: str | None
+) -> None:
+    """Finish a FAILED, CRASHED or CANCELLED run under its id, with its recorded parameters,
+    reusing every task whose result was persisted. RUN is a run id or a unique prefix of it."""
+    from dagflow.orchestrator import resume
+    from dagflow.store import default_store
+
+    def locate() -> Flow[..., Any]:
+        recorded = default_store().get_flow_run(run_ref)
+        entrypoint = target or recorded.entrypoint
+        if not entrypoint:
+            raise BadInput(
+                f"run {recorded.id} does not say where its flow came from; "
+                "name it with --flow FILE.py:FLOW"
+            )
+        return load_flow(entrypoint)
+
+    def start(flow: Flow[..., Any], progress: RunProgress) -> FlowRun:
+        return resume(flow, run_ref, force=force, cluster=cluster, sinks=[progress])
+
+    _execute(ctx, locate, start, cluster)
+
+
+def _execute(
+    ctx: click.Context,
+    locate: Callable[[], Flow[..., Any]],
+    start: Callable[[Flow[..., Any], RunProgress], FlowRun],
+    cluster: str | None,
+) -> None:
+    """Load the flow, run it with a progress display, report, and exit with the run's code."""
+    # distributed warns when the dashboard's default port is taken; the link we print is right.
     warnings.filterwarnings("ignore", message=r"Port \d+ is already in use", category=UserWarning)
     progress: RunProgress | None = None
     try:
-        flow = load_flow(target)
-        params = parse_params(flow, pairs, params_json)
+        flow = locate()
         console = Console(highlight=False)
         live = console.is_terminal
         setup_logging(console, live=live)
         cluster_name = resolve_name(cluster, flow.options.cluster)
         progress = RunProgress(console, live=live, cluster=cluster_name)
         with progress:
-            flow_run = run_flow_with(flow, params, cluster=cluster, sinks=[progress])
+            flow_run = start(flow, progress)
     except KeyboardInterrupt:
         run_id = progress.run_id if progress is not None else None
         click.echo(f"Cancelled: run {run_id} interrupted" if run_id else "Cancelled", err=True)
@@ -378,20 +425,16 @@ def _type_text(annotation: Any) -> str:
     return str(annotation).replace("typing.", "")
 
 
-def _register_plugins(group: click.Group) -> None:
-    """Add the subcommands of the parts that are installed (a real import error surfaces)."""
-    for name in PLUGIN_MODULES:
-        try:
-            spec = importlib.util.find_spec(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and name.startswith(exc.name + "."):
-                continue  # its package is not there (yet)
-            raise
-        if spec is not None:
-            importlib.import_module(name).register(group)
+def _register_subcommands(group: click.Group) -> None:
+    """Add the subcommands that the store and the cluster parts own."""
+    from dagflow import cluster_commands
+    from dagflow.store import commands as store_commands
+
+    store_commands.register(group)
+    cluster_commands.register(group)
 
 
-_register_plugins(main)
+_register_subcommands(main)
 
 if __name__ == "__main__":
     main()

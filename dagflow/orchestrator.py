@@ -8,6 +8,7 @@ persisted in an earlier attempt reuse it instead of running again (matched by it
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from dagflow.core.definitions import Flow
@@ -36,7 +37,14 @@ def _serializer_of(location: str) -> str:
     return "json" if location.endswith(".json") else "cloudpickle"
 
 
-def resume(flow: Flow[..., Any], run_ref: str, *, force: bool = False) -> FlowRun:
+def resume(
+    flow: Flow[..., Any],
+    run_ref: str,
+    *,
+    force: bool = False,
+    cluster: str | None = None,
+    sinks: Sequence[EventSink] = (),
+) -> FlowRun:
     """Finish a recorded run of `flow` under its id, reusing persisted results."""
     from dagflow.store import default_store
 
@@ -59,6 +67,8 @@ def resume(flow: Flow[..., Any], run_ref: str, *, force: bool = False) -> FlowRu
     return run_flow_with(
         flow,
         params,
+        cluster=cluster,
+        sinks=sinks,
         run_id=reopened.run_id,
         resume=plan,
         resumed_from=(reopened.state, reopened.attempts),

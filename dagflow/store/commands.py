@@ -9,7 +9,7 @@ A run is named by its id or a unique prefix of it. Errors are one line on stderr
     {"id": str, "flow": str, "flow_version": str|null, "state": str, "parameters": {...},
      "attempts": int, "started": time, "ended": time, "duration": float|null,
      "error_type": str|null, "error": str|null, "parent_run_id": str|null,
-     "cluster_address": str|null, "dashboard_link": str|null,
+     "cluster_address": str|null, "dashboard_link": str|null, "entrypoint": str|null,
      "task_counts": {STATE: int, ...}}
 
 `dagflow runs show RUN --json` prints one run object as above, plus
@@ -105,6 +105,7 @@ def run_json(run: FlowRun) -> dict[str, Any]:
         "parent_run_id": run.parent_run_id,
         "cluster_address": run.cluster_address,
         "dashboard_link": run.dashboard_link,
+        "entrypoint": run.entrypoint,
         "task_counts": counts,
     }
 

@@ -171,6 +171,7 @@ class Reader:
             parent_run_id=m["parent_run_id"],
             dashboard_link=m["dashboard_link"],
             cluster_address=m["cluster_address"],
+            entrypoint=m["entrypoint"],
         )
         crash = shown.get(run.id)
         if crash is not None and run.state is crash.from_state:

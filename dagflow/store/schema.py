@@ -61,6 +61,7 @@ flow_runs = Table(
     Column("parent_task_key", String(255), nullable=True),
     Column("cluster_address", String(512), nullable=True),
     Column("dashboard_link", String(1024), nullable=True),
+    Column("entrypoint", String(1024), nullable=True),  # file.py:flow, for `dagflow resume`
     Column("error_type", String(255), nullable=True),
     Column("error", Text, nullable=True),
     Index("ix_flow_runs_flow_created", "flow_name", "created"),

@@ -59,6 +59,7 @@ RUN_COLUMNS = (
     "parent_task_key",
     "cluster_address",
     "dashboard_link",
+    "entrypoint",
 )  # attempts at a batch failing for a reason other than the connection
 
 
@@ -358,6 +359,7 @@ class StoreWriter:
                     ev.parent_task_key,
                     ev.cluster_address,
                     ev.dashboard_link,
+                    ev.entrypoint,
                 )
                 for ev in started
             ],

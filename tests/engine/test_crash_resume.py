@@ -1,9 +1,10 @@
-"""A driver killed with SIGKILL mid-run: the run reads CRASHED, and resume finishes it without
-re-running the tasks whose results were persisted (proved by marker files the tasks write)."""
+"""A driver killed with SIGKILL mid-run: the run reads CRASHED, and `dagflow resume` finishes it
+without re-running the tasks whose results were persisted (proved by marker files tasks write)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -109,16 +110,15 @@ def test_killed_driver_reads_crashed_and_resume_skips_finished_tasks(tmp_path: P
     assert completed_before >= 1
 
     before = {p.name for p in markers.iterdir()}
-    resumed = _python(
-        "import sys; sys.path.insert(0, '.')\n"
-        "from crashy import crashy\n"
-        f"run = crashy.resume({run_id[:10]!r})\n"
-        "print(run.id, run.state, run.result())\n",
-        tmp_path,
-        env,
-    )
-    assert resumed.returncode == 0, resumed.stderr
-    assert resumed.stdout.split() == [run_id, "COMPLETED", str(sum(i * i for i in range(12)))]
+    dagflow = shutil.which("dagflow", path=os.path.dirname(sys.executable))
+    assert dagflow is not None
+    resumed = subprocess.run(
+        [dagflow, "resume", run_id[:10]], cwd=tmp_path / "markers", env=env,
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"run {run_id} COMPLETED" in resumed.stdout
+    assert f"result: {sum(i * i for i in range(12))}" in resumed.stdout
     new_markers = {p.name for p in markers.iterdir()} - before
     rerun = {name.split("-")[1] for name in new_markers}
     assert len(rerun) == 12 - completed_before, "only tasks without a persisted result re-run"
