@@ -131,12 +131,14 @@ class DaskProcesses:
 
     def stop(self) -> None:
         """Workers first, then the scheduler; SIGKILL whatever does not stop in time."""
+        # a worker whose scheduler is gone keeps trying to reconnect: do not wait long for it
+        orphaned = self.scheduler is not None and self.scheduler.poll() is not None
         for proc in self.workers:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         for proc in self.workers:
             try:
-                proc.wait(10)
+                proc.wait(2 if orphaned else 10)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(10)

@@ -42,14 +42,14 @@ def survives_worker_loss(marker_dir: str) -> int:
     return long_once(marker_dir)
 
 
-@task
+@task(resources={"DOOMED": 1})
 def kills_its_worker() -> None:
     import os
 
     os._exit(1)
 
 
-@task
+@task(resources={"SAFE": 1})
 def fine(x: int) -> int:
     return x + 1
 
@@ -57,7 +57,7 @@ def fine(x: int) -> int:
 @flow(name="one_task_kills_workers")
 def one_task_kills_workers() -> list[int]:
     kills_its_worker()
-    return [fine(i).result() for i in range(3)]
+    return [f.result() for f in fine.map([0, 1, 2])]
 
 
 def run_in_thread(fn: Any, *args: Any, **kwargs: Any) -> tuple[threading.Thread, dict[str, Any]]:
@@ -130,23 +130,26 @@ def test_worker_killed_mid_task_reruns_elsewhere_and_history_shows_crash(
 def test_task_that_kills_every_worker_fails_and_the_rest_finishes(
     dask_procs: DaskProcesses,
 ) -> None:
+    # The killer may only run on the two DOOMED workers, the other tasks only on the SAFE one,
+    # so both run at the same time and only the killer's workers die.
     dask_procs.start_scheduler(env={"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"})
-    dask_procs.add_worker(nanny=True)
-    dask_procs.add_worker(nanny=True)
-    dask_procs.wait_for_workers(2)
+    dask_procs.add_worker(resources="DOOMED=1")
+    dask_procs.add_worker(resources="DOOMED=1")
+    dask_procs.add_worker(resources="SAFE=1")
+    dask_procs.wait_for_workers(3)
     thread, out = run_in_thread(
         run_flow_with, one_task_kills_workers, {}, cluster=dask_procs.address
     )
     thread.join(180)
     assert not thread.is_alive()
     run = out["run"]
-    by_name = {tr.name: tr for tr in run.task_runs.values() if tr.name != "fine"}
+    killer = next(tr for tr in run.task_runs.values() if tr.name == "kills_its_worker")
     fines = [tr for tr in run.task_runs.values() if tr.name == "fine"]
-    killer = by_name["kills_its_worker"]
     assert killer.state is S.FAILED, killer.history
     assert "kills_its_worker" in (killer.error or "")
     assert "KilledWorker" in (killer.error or "") or killer.error_type == "KilledWorker"
     assert [tr.state for tr in fines] == [S.COMPLETED] * 3
+    assert [p.poll() is not None for p in dask_procs.workers] == [True, True, False]
     assert run.state is S.FAILED
     assert "kills_its_worker" in (run.error or "")
 

@@ -6,15 +6,15 @@ cannot import: its tasks must travel by value. One scheduler and worker serve th
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dask_procs import DaskProcesses, load_module, write_flow
+from click.testing import CliRunner
+from dask_procs import DaskProcesses, free_port, load_module, write_flow
 
 from dagflow import clusters
+from dagflow.cli import main
 from dagflow.core.states import StateType
 from dagflow.engine.api import run_flow_with
 
@@ -107,52 +107,25 @@ def test_plain_helper_of_an_uninstalled_flow_file_reaches_the_workers(
 
 def test_cli_runs_a_flow_file_on_the_remote_cluster(remote: DaskProcesses, tmp_path: Path) -> None:
     path = write_flow(tmp_path / "flows", helper=True)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dagflow.cli",
-            "run",
-            f"{path}:remote_sum",
-            "-p",
-            "n=4",
-            "--cluster",
-            remote.address,
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "60" in done.stdout
+    target = f"{path}:remote_sum"
+    result = CliRunner().invoke(main, ["run", target, "-p", "n=4", "--cluster", remote.address])
+    assert result.exit_code == 0, result.output
+    assert "60" in result.output
 
 
 def test_cluster_info_lists_the_worker(remote: DaskProcesses) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "dagflow.cli", "cluster", "info", remote.address],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    assert f"scheduler: {remote.address}" in done.stdout
-    assert "workers:   1, threads: 1" in done.stdout
-    assert "warning: package versions differ" not in done.stdout
+    result = CliRunner().invoke(main, ["cluster", "info", remote.address])
+    assert result.exit_code == 0, result.output
+    assert f"scheduler: {remote.address}" in result.output
+    assert "workers:   1, threads: 1" in result.output
+    assert "warning: package versions differ" not in result.output
 
 
 def test_unreachable_address_is_one_line_with_exit_code_2(tmp_path: Path) -> None:
-    from dask_procs import free_port
-
     path = tmp_path / "gone.yaml"
     path.write_text(f"kind: address\naddress: tcp://127.0.0.1:{free_port()}\ntimeout: 1\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "dagflow.cli", "cluster", "info", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
+    result = CliRunner().invoke(main, ["cluster", "info", str(path)])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
     assert str(path) in lines[0] and "address" in lines[0] and "cannot reach" in lines[0]
