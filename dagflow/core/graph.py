@@ -219,7 +219,6 @@ class RunGraph:
         self.run_id = resolver.run_id
         self.run_token = run_token
         self.pending: list[Call] = []
-        self.calls: list[Call] = []
         self._counters: dict[str, int] = {}
 
     def _new_call(
@@ -237,7 +236,6 @@ class RunGraph:
         call = Call(task, f"{slug}-{self.run_token}", start, count, mapped, args, kwargs, refs)
         call.futures = [TaskFuture(self.resolver, call, key) for key in call.iter_keys()]
         self.pending.append(call)
-        self.calls.append(call)
         return call
 
     def add_call(

@@ -75,6 +75,7 @@ def test_runs_ls_shows_a_table_and_documented_json(runs: list[str]) -> None:
         "parent_run_id",
         "cluster_address",
         "dashboard_link",
+        "entrypoint",
         "task_counts",
     }
     assert data[1]["task_counts"] == {"COMPLETED": 3}
