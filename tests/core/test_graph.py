@@ -197,7 +197,7 @@ def test_a_future_of_another_run_is_refused_in_wait_for_and_map() -> None:
         graph.add_map(extract, ([1, other],), {})
     with pytest.raises(FutureMisuse, match="run-old"):
         graph.add_map(extract, ([1, 2],), {"source": unmapped(other)})
-    assert graph.calls == []
+    assert graph.pending == []
 
 
 # -- dependencies ---------------------------------------------------------------------------------
@@ -319,7 +319,7 @@ def test_calling_a_task_inside_a_flow_adds_to_the_graph_and_returns_a_future() -
     assert isinstance(fut, TaskFuture)
     assert len(mapped) == 2
     assert set(submitted.call.refs.hard) == {fut.key, *(m.key for m in mapped)}
-    assert len(graph.calls) == 3
+    assert len(graph.pending) == 3
 
 
 def test_submit_outside_a_flow_says_to_call_the_task() -> None:
