@@ -20,9 +20,8 @@ from typing import Any
 
 import cloudpickle
 
-from dagflow.errors import DefinitionError, StoreError
+from dagflow.errors import StoreError
 
-SERIALIZERS = ("cloudpickle", "json")
 _EXT = {"cloudpickle": "pkl", "json": "json"}
 
 
@@ -36,15 +35,6 @@ def default_results_url() -> str:
     if url:
         return url.rstrip("/")
     return (dagflow_home() / "results").as_uri()
-
-
-def check_serializer(owner: str, serializer: object) -> str:
-    if serializer not in SERIALIZERS:
-        raise DefinitionError(
-            f"{owner}: result_serializer must be one of {', '.join(SERIALIZERS)}, "
-            f"got {serializer!r}"
-        )
-    return str(serializer)
 
 
 def dumps(value: Any, serializer: str) -> bytes:
