@@ -311,7 +311,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--workloads",
         default=",".join(DEFAULT_WORKLOADS),
-        help="comma-separated, from W1,W2,W3,W5 (default: all of them)",
+        help="comma-separated, from W1,W2,W3,W5 (default: all of them; '' for none)",
     )
     p.add_argument("--repeat", type=int, default=3, help="runs per system and workload")
     p.add_argument("--big", action="store_true", help="also run W6 (100,000 tasks) with dagflow")
@@ -321,6 +321,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=10_000,
         help="skip Prefect on workloads with more tasks than this (default 10,000)",
+    )
+    p.add_argument(
+        "--prefect-repeat",
+        type=int,
+        default=3,
+        help="runs of Prefect per workload, at most --repeat (Prefect is slow; default 3)",
     )
     p.add_argument("--no-submit", action="store_true", help="skip the 10,000-task submit timing")
     p.add_argument(
@@ -340,9 +346,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # Each system records its runs where a new user's would go, in a fresh directory: the
+    # benchmark neither fills nor depends on the user's own run history.
+    if "DAGFLOW_DATABASE_URL" not in os.environ:
+        os.environ.setdefault("DAGFLOW_HOME", tempfile.mkdtemp(prefix="dagflow-bench-"))
     os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="dagflow-bench-prefect-"))
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_ENABLED", "true")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # its ephemeral server starts slowly on a loaded machine (the default wait is 20 s)
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     run_prefect = None if args.no_prefect else prefect_runner()
@@ -374,7 +385,9 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             for rep in range(args.repeat):
                 for system, run in systems.items():
-                    if system == "prefect" and wl.tasks > args.prefect_max_tasks:
+                    if system == "prefect" and (
+                        wl.tasks > args.prefect_max_tasks or rep >= args.prefect_repeat
+                    ):
                         continue
                     settle(client)
                     elapsed = run(wl)
@@ -392,9 +405,11 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_submit:
             note("measuring the driver time to submit 10,000 tasks")
             result["submit_10k"] = measure_submit(client, address, 10_000, args.submit_repeat)
+            note(f"submit: {json.dumps(result['submit_10k'])}")
         if args.big:
             note("running W6: 100,000 tasks")
             result["big"] = measure_big(client, address)
+            note(f"W6: {json.dumps(result['big'])}")
         result["environment"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
         settle(client)
         close_all()  # dagflow's own client to the cluster, before the cluster goes away
