@@ -70,26 +70,33 @@ class RunTracker:
     # ------------------------------------------------------------------ what the runner tells
 
     def submitted(self, calls: Sequence[Call], futures: Sequence[Any]) -> None:
-        """A wave went to the cluster: its tasks are PENDING and their futures held."""
+        """A wave went to the cluster: its tasks are PENDING and their futures held.
+
+        Per task: one `TaskRun`, one event; the PENDING step of the history is one shared value.
+        """
         now = time.time()
+        pending = Transition(None, S.PENDING, now, 0, "")
         events: list[RunEvent] = []
+        append = events.append
+        run_id = self.run_id
+        task_runs = self.flow_run.task_runs
+        inflight = self.inflight
         i = 0
         with self.lock:
             for call in calls:
+                name = call.task.name
                 self._tasks[call.name] = call.task
+                mapped = call.mapped
                 for tf in call.futures:
                     fut = futures[i]
                     i += 1
+                    key = tf.key
                     tf.dask_future = fut
-                    self.inflight[tf.key] = fut
-                    ks = key_str(tf.key)
-                    index = tf.key[1] if call.mapped else None
-                    tr = self.flow_run.task_runs[ks] = TaskRun(ks, call.task.name, index)
-                    ev = StateEvent(
-                        self.run_id, ks, None, S.PENDING, now, 0, "", call.task.name, index
-                    )
-                    tr.apply(ev)
-                    events.append(ev)
+                    inflight[key] = fut
+                    ks = f"{key[0]}[{key[1]}]"
+                    index = key[1] if mapped else None
+                    task_runs[ks] = TaskRun(ks, name, index, S.PENDING, history=[pending])
+                    append(StateEvent(run_id, ks, None, S.PENDING, now, 0, "", name, index))
         self.emit(events)
 
     def flow_transition(self, to: StateType, message: str = "") -> None:
