@@ -145,10 +145,10 @@ def test_logs_prints_records_filters_by_task_and_follow_ends_with_the_run(
 
 def test_db_upgrade_and_info(env: str) -> None:
     result = invoke("db", "upgrade")
-    assert result.exit_code == 0 and "upgraded from (empty) to 0001" in result.stdout
-    assert "is up to date (revision 0001)" in invoke("db", "upgrade").stdout
+    assert result.exit_code == 0 and "upgraded from (empty) to 0002" in result.stdout
+    assert "is up to date (revision 0002)" in invoke("db", "upgrade").stdout
     info = json.loads(invoke("db", "info", "--json").stdout)
-    assert info["backend"] == "sqlite" and info["revision"] == info["head"] == "0001"
+    assert info["backend"] == "sqlite" and info["revision"] == info["head"] == "0002"
     assert info["flow_runs"] == 0
 
 

@@ -39,7 +39,6 @@ def upgrade() -> None:
         sa.Column("parent_task_key", sa.String(255), nullable=True),
         sa.Column("cluster_address", sa.String(512), nullable=True),
         sa.Column("dashboard_link", sa.String(1024), nullable=True),
-        sa.Column("entrypoint", sa.String(1024), nullable=True),
         sa.Column("error_type", sa.String(255), nullable=True),
         sa.Column("error", sa.Text, nullable=True),
     )

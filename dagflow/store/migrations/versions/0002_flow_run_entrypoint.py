@@ -1,0 +1,26 @@
+"""Flow runs remember where their flow was loaded from (`file.py:function`), for `dagflow resume`.
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-29
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("flow_runs") as batch:
+        batch.add_column(sa.Column("entrypoint", sa.String(1024), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("flow_runs") as batch:
+        batch.drop_column("entrypoint")
