@@ -4,10 +4,11 @@ Run from the repository root:
 
     python -m benchmarks.overhead [--workloads W1,W2,W3,W5] [--repeat 3] [--big] [--json]
 
-One `LocalCluster` (2 worker processes x 1 thread) serves every system; dagflow connects to it by
-its scheduler address. For each workload the systems run in turn, `--repeat` times, so that the
-noise of a shared machine falls on all of them alike; the table shows medians. Raw Dask uses the
-fastest plain way: `client.map` / `client.submit` futures, then waits for them.
+One cluster (a `LocalCluster` of 2 worker processes x 1 thread, or with `--remote` a
+`dask scheduler` and two `dask worker` processes on 127.0.0.1) serves every system; dagflow
+connects to it by its scheduler address. For each workload the systems run in turn, `--repeat`
+times, so that the noise of a shared machine falls on all of them alike; the table shows medians.
+Raw Dask uses the fastest plain way: `client.map` / `client.submit` futures, then waits for them.
 
 Workloads: W1 1,000 independent tasks; W2 a chain of 200; W3 500 tasks and a reduce; W5 10,000
 independent tasks; W6 (`--big`) 100,000 independent tasks, dagflow only, with the driver's peak
@@ -18,17 +19,19 @@ Nothing here asserts a timing: the targets are read off the table.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
 import platform
 import resource
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -332,6 +335,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--submit-repeat", type=int, default=1, help="runs of the submit timing (default 1)"
     )
+    p.add_argument(
+        "--remote",
+        action="store_true",
+        help="run on a `dask scheduler` and two `dask worker` processes on 127.0.0.1 "
+        "(a remote cluster, as dagflow sees one) instead of a LocalCluster",
+    )
     p.add_argument("--json", action="store_true", help="print the results as JSON only")
     args = p.parse_args(argv)
     names = [w.strip().upper() for w in args.workloads.split(",") if w.strip()]
@@ -359,17 +368,11 @@ def main(argv: list[str] | None = None) -> int:
     run_prefect = None if args.no_prefect else prefect_runner()
     systems: dict[str, Callable[[Workload], float]] = {}
     result: dict[str, Any] = {"environment": environment()}
+    result["environment"]["cluster"] = "remote" if args.remote else "LocalCluster"
     with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address="127.0.0.1:0",
-        ) as cluster,
-        Client(cluster) as client,
+        remote_cluster() if args.remote else local_cluster() as address,
+        Client(address) as client,
     ):
-        address = cluster.scheduler_address
         systems["raw"] = lambda wl: run_raw(client, wl)
         systems["dagflow"] = lambda wl: run_dagflow(address, wl)
         if run_prefect is not None:
@@ -420,6 +423,61 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def local_cluster() -> Iterator[str]:
+    """2 worker processes x 1 thread, the scheduler inside this process."""
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+    ) as cluster:
+        yield cluster.scheduler_address
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def remote_cluster() -> Iterator[str]:
+    """A `dask scheduler` and two `dask worker` processes on 127.0.0.1, stopped by pid."""
+    exe = str(Path(sys.executable).with_name("dask"))  # the `dask` command users run
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [
+        subprocess.Popen(
+            [exe, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+             "--dashboard-address", "127.0.0.1:0", "--preload", "dagflow.dashboard"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+    ]  # fmt: skip
+    try:
+        for _ in range(2):
+            procs.append(
+                subprocess.Popen(
+                    [exe, "worker", address, "--host", "127.0.0.1", "--nworkers", "1",
+                     "--nthreads", "1", "--no-dashboard"],
+                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )
+            )  # fmt: skip
+        with Client(address, timeout="60s") as probe:
+            probe.wait_for_workers(2, timeout=120)
+        yield address
+    finally:
+        for proc in reversed(procs):  # workers first, then the scheduler
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(20)
+
+
 def report(result: dict[str, Any], rows: list[Row], systems: list[str]) -> str:
     env = result["environment"]
     out = [
@@ -428,6 +486,7 @@ def report(result: dict[str, Any], rows: list[Row], systems: list[str]) -> str:
         f"machine: {env['cpus']} cpus, load average {env['load_average']} before, "
         f"{env['load_average_after']} after",
         f"command: {env['command']}",
+        f"cluster: {env.get('cluster', 'LocalCluster')} (2 workers x 1 thread, processes)",
         "",
         table(rows, systems),
     ]

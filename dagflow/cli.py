@@ -384,6 +384,9 @@ def _report(progress: RunProgress, flow_run: FlowRun) -> int:
         click.echo(f"Cancelled: {message}", err=True)
         return EXIT_CANCELLED
     click.echo(f"Error: flow run {flow_run.id} ended {flow_run.state}: {message}", err=True)
+    cause = flow_run._exception
+    if isinstance(cause, DagflowError) and cause.exit_code == EXIT_USAGE:
+        return EXIT_USAGE  # the run stopped on a mistake of the user's (definition, storage)
     return EXIT_FAILED
 
 
