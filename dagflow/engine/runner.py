@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from distributed import span
+import dask
 from distributed.client import _wait  # `distributed.wait` insists on a default client
 
 from dagflow.clusters import ClusterHandle, missing_resources
@@ -100,6 +100,13 @@ class FlowRunner:
         self.graph: RunGraph | None = None
         self.compiler: Compiler | None = None
         self.resume = resume
+        # One Dask span per run (a subflow's nests in its parent's): every wave is submitted
+        # under the same span ids, so the dashboard shows the run as one span, not one per wave.
+        parent_span: dict[str, tuple[str, ...]] = parent.span if parent else {"name": (), "ids": ()}
+        self.span: dict[str, tuple[str, ...]] = {
+            "name": (*parent_span["name"], flow.name, self.run_id),
+            "ids": (*parent_span["ids"], str(uuid.uuid4()), str(uuid.uuid4())),
+        }
         if resumed_from is not None:
             state, attempts = resumed_from
             self.flow_run.state = state
@@ -326,7 +333,7 @@ class FlowRunner:
             self._check_resources(calls)
             wave = self.compiler.compile(calls)
             try:
-                with span(self.flow.name, self.run_id):
+                with dask.annotate(span=self.span):
                     futures = self.client.get(wave.graph, wave.keys, sync=False)
             except Exception as exc:
                 culprit = self.compiler.find_unpicklable(calls)

@@ -502,3 +502,19 @@ def test_failed_flow_message_names_the_task() -> None:
     assert "and 1 more" in (run.error or "")
     with pytest.raises((ValueError, FlowFailed)):
         run.result()
+
+
+def test_a_run_is_one_dask_span_across_its_waves() -> None:
+    from dagflow.clusters import get_cluster
+
+    @flow
+    def waves() -> int:
+        first = inc(1).result()  # wave 1
+        return inc(first)  # wave 2
+
+    run = waves.run()
+    assert run.result() == 3
+    scheduler = get_cluster("local-threads").cluster.scheduler
+    spans = [s for s in scheduler.extensions["spans"].spans.values() if run.id in s.name]
+    assert len(spans) == 1
+    assert spans[0].name == ("waves", run.id)
