@@ -35,6 +35,8 @@ TASK_COLUMNS = (
     "error",
     "traceback",
     "result_location",
+    "result_size",
+    "result_serializer",
     "cache_key",
 )
 HISTORY_COLUMNS = ("run_id", "task_key", "from_state", "to_state", "time", "attempt", "message")
@@ -60,6 +62,8 @@ class TaskDelta:
     error: str | None = None
     traceback: str | None = None
     result_location: str | None = None
+    result_size: int | None = None
+    result_serializer: str | None = None
     cache_key: str | None = None
 
     def apply(self, ev: StateEvent) -> None:
@@ -81,9 +85,10 @@ class TaskDelta:
                 self.traceback = ev.traceback
         if ev.result_location:
             self.result_location = ev.result_location
-        cache_key = getattr(ev, "cache_key", None)  # carried once the engine caches
-        if cache_key:
-            self.cache_key = cache_key
+            self.result_size = ev.result_size
+            self.result_serializer = ev.result_serializer
+        if ev.cache_key:
+            self.cache_key = ev.cache_key
 
     def row(self) -> tuple[Any, ...]:
         """The task run's values in `TASK_COLUMNS` order."""
@@ -101,6 +106,8 @@ class TaskDelta:
             self.error,
             self.traceback,
             self.result_location,
+            self.result_size,
+            self.result_serializer,
             self.cache_key,
         )
 

@@ -16,7 +16,9 @@ A run is named by its id or a unique prefix of it. Errors are one line on stderr
 
     "tasks": [{"key": str, "name": str, "map_index": int|null, "state": str, "attempts": int,
                "started": time, "ended": time, "duration": float|null, "worker": str|null,
-               "error_type": str|null, "error": str|null, "result_location": str|null}, ...],
+               "error_type": str|null, "error": str|null, "result_location": str|null,
+               "result_size": int|null, "result_serializer": str|null,
+               "cache_key": str|null}, ...],
     "history": [{"from": str|null, "to": str, "time": time, "attempt": int, "message": str}, ...]
 
 `dagflow db info --json` prints {"url": str, "backend": str, "revision": str|null,
@@ -124,6 +126,9 @@ def task_json(task: TaskRun) -> dict[str, Any]:
         "error_type": task.error_type,
         "error": task.error,
         "result_location": task.result_location,
+        "result_size": task.result_size,
+        "result_serializer": task.result_serializer,
+        "cache_key": task.cache_key,
     }
 
 

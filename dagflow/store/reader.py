@@ -203,6 +203,9 @@ class Reader:
                     error=row.error,
                     traceback=row.traceback,
                     result_location=row.result_location,
+                    result_size=row.result_size,
+                    result_serializer=row.result_serializer,
+                    cache_key=row.cache_key,
                 )
         return out
 

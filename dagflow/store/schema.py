@@ -19,6 +19,7 @@ The Alembic revisions in `migrations/versions` must create exactly this (a test 
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Float,
     ForeignKey,
@@ -87,6 +88,8 @@ task_runs = Table(
     Column("error", Text, nullable=True),
     Column("traceback", Text, nullable=True),
     Column("result_location", Text, nullable=True),
+    Column("result_size", BigInteger, nullable=True),  # bytes, as written by the worker
+    Column("result_serializer", String(32), nullable=True),  # cloudpickle | json
     Column("cache_key", String(255), nullable=True),
     Index("ix_task_runs_run_name", "run_id", "task_name"),
     Index("ix_task_runs_cache_key", "cache_key", "ended"),

@@ -260,6 +260,10 @@ class StoreWriter:
                     "result_location": func.coalesce(
                         ex.result_location, task_runs.c.result_location
                     ),
+                    "result_size": func.coalesce(ex.result_size, task_runs.c.result_size),
+                    "result_serializer": func.coalesce(
+                        ex.result_serializer, task_runs.c.result_serializer
+                    ),
                     "cache_key": func.coalesce(ex.cache_key, task_runs.c.cache_key),
                 },
             )

@@ -45,6 +45,8 @@ def test_persisted_result_is_written_by_the_worker_and_located(tmp_path: Path) -
     assert plain.result_location is None
     recorded = get_flow_run(run.id).task_runs[tr.key]
     assert recorded.result_location == tr.result_location
+    assert recorded.result_size == tr.result_size
+    assert recorded.result_serializer == "json"
 
 
 def test_flow_persist_results_applies_to_every_task() -> None:
@@ -83,6 +85,7 @@ def test_cache_hit_skips_the_function_until_expiry_or_refresh(tmp_path: Path) ->
     assert hit.cache_key is not None
     assert hit.cache_key == first.tasks_named("expensive")[0].cache_key
     assert [t.to_state for t in hit.history] == [S.PENDING, S.CACHED]
+    assert get_flow_run(second.id).task_runs[hit.key].cache_key == hit.cache_key
 
     refreshed = cached.with_options().run(x=4)  # same definition: still a hit
     assert refreshed.tasks_named("expensive")[0].state is S.CACHED

@@ -111,6 +111,9 @@ def test_runs_show_prints_the_task_table_and_json(runs: list[str]) -> None:
         "error_type",
         "error",
         "result_location",
+        "result_size",
+        "result_serializer",
+        "cache_key",
     }
     assert [h["to"] for h in data["history"]] == ["PENDING", "RUNNING", "COMPLETED"]
 
