@@ -518,3 +518,19 @@ def test_a_run_is_one_dask_span_across_its_waves() -> None:
     spans = [s for s in scheduler.extensions["spans"].spans.values() if run.id in s.name]
     assert len(spans) == 1
     assert spans[0].name == ("waves", run.id)
+
+
+def test_unpicklable_callable_names_task_and_type() -> None:
+    lock = threading.Lock()
+
+    def holds_lock() -> bool:
+        return lock.locked()
+
+    locked = task(name="holds_lock")(holds_lock)
+
+    @flow
+    def bad_callable() -> bool:
+        return locked()
+
+    with pytest.raises(DefinitionError, match=r"task 'holds_lock'.*not picklable.*lock"):
+        bad_callable()
