@@ -1,8 +1,10 @@
 """Batched reports from tasks on a worker to the driver, over Dask's event topics.
 
-Task threads `put` small tuples; the worker's event loop sends everything gathered for a topic as
-one `log_event` message at most every `FLUSH_SECONDS`, so a worker running thousands of short
-tasks sends tens of messages a second, not thousands. `put` never blocks a task on the network.
+Task threads `put` small tuples; the worker's event loop sends them as one `log_event` message per
+topic. The first record after a quiet spell goes out at once (a long task's RUNNING reaches the
+driver before anything can happen to its worker); records that follow within `FLUSH_SECONDS` are
+sent together when that window ends. A worker running thousands of short tasks thus sends tens of
+messages a second, not thousands. `put` never blocks a task on the network.
 """
 
 from __future__ import annotations
@@ -35,12 +37,21 @@ class Outbox:
         self.worker.loop.add_callback(self._arm)
 
     def _arm(self) -> None:
-        self.worker.loop.call_later(FLUSH_SECONDS, self.flush)
+        # On the worker's loop: send now, then hold what follows until the window ends.
+        self.flush()
+        self.worker.loop.call_later(FLUSH_SECONDS, self._window_end)
+
+    def _window_end(self) -> None:
+        with self.lock:
+            if not self.buffer:
+                self.armed = False
+                return
+        self._arm()
 
     def flush(self) -> None:
+        """Send everything buffered (on the worker's loop)."""
         with self.lock:
             buffer, self.buffer = self.buffer, {}
-            self.armed = False
         for topic, records in buffer.items():
             self.worker.log_event(topic, records)
 
