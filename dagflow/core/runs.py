@@ -111,12 +111,20 @@ class TaskRun:
         return self.ended - self.started
 
     def apply(self, event: StateEvent) -> None:
-        """Fold one of this task run's events into it (the engine checks legality first)."""
+        """Record one of this task run's events (the engine checks legality first)."""
         self.history.append(
             Transition(event.from_state, event.to_state, event.time, event.attempt, event.message)
         )
+        self.fold(event)
+
+    def fold(self, event: StateEvent) -> None:
+        """Update the task run's fields from an event, without its history (the store's rows)."""
         self.state = event.to_state
         self.attempts = max(self.attempts, event.attempt)
+        if event.task_name:
+            self.name = event.task_name
+        if event.map_index is not None:
+            self.map_index = event.map_index
         if event.worker:
             self.worker = event.worker
         if event.to_state is StateType.RUNNING and self.started is None:

@@ -16,8 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from dagflow.core.runs import FlowRunStarted, LogEvent, RunEvent, StateEvent
-from dagflow.core.states import StateType
+from dagflow.core.runs import FlowRunStarted, LogEvent, RunEvent, StateEvent, TaskRun
 from dagflow.store.encoding import log_ident
 from dagflow.store.schema import FLOW_LEVEL
 
@@ -47,68 +46,34 @@ Log = tuple[str, str | None, str | None, int, float, str | None, str, str]
 
 @dataclass(slots=True)
 class TaskDelta:
-    """The folded effect of a batch's events on one task run row."""
+    """The folded effect of a batch's events on one task run row (folded as `TaskRun.fold`)."""
 
     run_id: str
-    task_key: str
-    task_name: str
-    map_index: int | None = None
-    state: str = StateType.PENDING.value
-    attempts: int = 0
-    started: float | None = None
-    ended: float | None = None
-    worker: str | None = None
-    error_type: str | None = None
-    error: str | None = None
-    traceback: str | None = None
-    result_location: str | None = None
-    result_size: int | None = None
-    result_serializer: str | None = None
-    cache_key: str | None = None
+    task: TaskRun
 
     def apply(self, ev: StateEvent) -> None:
-        self.state = ev.to_state.value
-        self.attempts = max(self.attempts, ev.attempt)
-        if ev.task_name:
-            self.task_name = ev.task_name
-        if ev.map_index is not None:
-            self.map_index = ev.map_index
-        if ev.worker:
-            self.worker = ev.worker
-        if ev.to_state is StateType.RUNNING and self.started is None:
-            self.started = ev.time
-        if ev.to_state.is_final:
-            self.ended = ev.time
-            if ev.to_state.is_failure:
-                self.error_type = ev.error_type
-                self.error = ev.message
-                self.traceback = ev.traceback
-        if ev.result_location:
-            self.result_location = ev.result_location
-            self.result_size = ev.result_size
-            self.result_serializer = ev.result_serializer
-        if ev.cache_key:
-            self.cache_key = ev.cache_key
+        self.task.fold(ev)
 
     def row(self) -> tuple[Any, ...]:
         """The task run's values in `TASK_COLUMNS` order."""
+        t = self.task
         return (
             self.run_id,
-            self.task_key,
-            self.task_name,
-            self.map_index,
-            self.state,
-            self.attempts,
-            self.started,
-            self.ended,
-            self.worker,
-            self.error_type,
-            self.error,
-            self.traceback,
-            self.result_location,
-            self.result_size,
-            self.result_serializer,
-            self.cache_key,
+            t.key,
+            t.name,
+            t.map_index,
+            t.state.value,
+            t.attempts,
+            t.started,
+            t.ended,
+            t.worker,
+            t.error_type,
+            t.error,
+            t.traceback,
+            t.result_location,
+            t.result_size,
+            t.result_serializer,
+            t.cache_key,
         )
 
 
@@ -182,7 +147,7 @@ class Batch:
         task = self.tasks.get(key)
         if task is None:
             name = ev.task_name or ev.task_key.rpartition("-")[0] or ev.task_key
-            task = self.tasks[key] = TaskDelta(ev.run_id, ev.task_key, name)
+            task = self.tasks[key] = TaskDelta(ev.run_id, TaskRun(ev.task_key, name))
         task.apply(ev)
 
     def _log(self, ev: LogEvent) -> None:
