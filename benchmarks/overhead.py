@@ -46,7 +46,7 @@ from benchmarks import workloads
 from dagflow import Flow, flow
 from dagflow.clusters import close_all
 from dagflow.core.context import current_flow_run
-from dagflow.engine.api import run_flow_with
+from dagflow.runtime import run_flow
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -120,7 +120,7 @@ def run_dagflow(address: str, wl: Workload) -> float:
     """The workload's flow, run to its final state (every task's state reported)."""
     flow_ = FLOWS[wl.kind]
     start = time.perf_counter()
-    run = run_flow_with(flow_, flow_.validate_parameters({"n": wl.n}), cluster=address)
+    run = run_flow(flow_, flow_.validate_parameters({"n": wl.n}), cluster=address)
     elapsed = time.perf_counter() - start
     if run.state.value != "COMPLETED" or len(run.task_runs) != wl.tasks:
         raise RuntimeError(f"dagflow {wl.name}: {run.state} with {len(run.task_runs)} tasks")
@@ -156,7 +156,7 @@ def submit_probe(n: int) -> None:
     t1 = time.perf_counter()
     ctx = current_flow_run.get()
     assert ctx is not None
-    ctx.runner.submit_pending()  # compile to one HighLevelGraph + client.get: what .result() does
+    ctx.graph.resolver.submit_pending()  # compile + client.get: what .result() does
     t2 = time.perf_counter()
     _probe.update(build=t1 - t0, submit=t2 - t1)
 
@@ -174,7 +174,7 @@ def measure_submit(client: Client, address: str, n: int, repeat: int) -> dict[st
         wait(futures)
         del futures
         settle(client)
-        run = run_flow_with(submit_probe, {"n": n}, cluster=address)
+        run = run_flow(submit_probe, {"n": n}, cluster=address)
         if run.state.value != "COMPLETED":
             raise RuntimeError(f"submit probe ended {run.state}: {run.error}")
         builds.append(_probe["build"])

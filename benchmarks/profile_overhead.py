@@ -28,7 +28,7 @@ from benchmarks.overhead import WORKLOADS, Workload, run_dagflow, settle
 from dagflow import flow
 from dagflow.clusters import close_all
 from dagflow.core.context import current_flow_run
-from dagflow.engine.api import run_flow_with
+from dagflow.runtime import run_flow
 
 _stats: dict[str, str] = {}
 
@@ -41,7 +41,7 @@ def profiled_submit(n: int, top: int) -> None:
     workloads.noop_task.map(range(n))
     ctx = current_flow_run.get()
     assert ctx is not None
-    ctx.runner.submit_pending()
+    ctx.graph.resolver.submit_pending()
     profile.disable()
     out = io.StringIO()
     stats = pstats.Stats(profile, stream=out)
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         address = cluster.scheduler_address
         run_dagflow(address, Workload("warm-up", "reduce", 20, ""))
         settle(client)
-        run = run_flow_with(profiled_submit, {"n": args.tasks, "top": args.top}, cluster=address)
+        run = run_flow(profiled_submit, {"n": args.tasks, "top": args.top}, cluster=address)
         print(f"submit probe: {run.state}")
         print(_stats.get("submit", "(no profile)"))
         settle(client)

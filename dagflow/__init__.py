@@ -3,17 +3,19 @@
 Write `@task` functions and a `@flow` that calls them; dagflow compiles the flow into Dask graphs,
 runs it on a local or remote Dask cluster, and adds retries, timeouts, recorded states and logs,
 and validated parameters.
+
+This module is the public surface, and only that: importing it defines nothing and starts
+nothing; the engine, the run history and the clusters load when a flow first runs.
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from dagflow.core.definitions import Flow, Task, flow, task
 from dagflow.core.graph import TaskFuture, allow_failure, unmapped
 from dagflow.core.runs import FlowRun, LogEvent, StateEvent, TaskRun
 from dagflow.core.states import StateType, Transition
-from dagflow.engine import api as _engine_api  # noqa: F401  (registers the engine)
+from dagflow.decorators import Flow, Task, flow, task
 from dagflow.engine.caching import CacheContext, inputs_hash
 from dagflow.engine.logs import get_run_logger
 from dagflow.errors import (
@@ -26,15 +28,13 @@ from dagflow.errors import (
     FutureMisuse,
     InvalidTransition,
     ParameterError,
+    SettingsError,
     StoreError,
     TaskFailed,
     TaskTimeout,
     UpstreamFailed,
 )
-from dagflow.orchestrator import install as _install_store
-from dagflow.store import get_flow_run, list_flow_runs
-
-_install_store()
+from dagflow.runtime import get_flow_run, list_flow_runs
 
 __all__ = [
     "CacheContext",
@@ -50,6 +50,7 @@ __all__ = [
     "InvalidTransition",
     "LogEvent",
     "ParameterError",
+    "SettingsError",
     "StateEvent",
     "StateType",
     "StoreError",

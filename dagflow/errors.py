@@ -13,10 +13,14 @@ DagflowError
 ├── FlowCancelled          the flow run was cancelled (Ctrl-C, or on request)
 ├── InvalidTransition      a state change the state machine forbids (a bug, never user input)
 ├── StoreError             the run history database refused or failed
-└── ClusterError           a cluster could not be found, started or reached
+├── ClusterError           a cluster could not be found, started or reached
+├── SettingsError          a DAGFLOW_* environment variable holds a bad value
+└── UsageError             what a command was given names nothing usable (file, module, flow)
 ```
 
-The CLI maps each family to one exit code and a single line of text (`exit_code`).
+Each family carries its exit code (`exit_code`): 0 is success, 1 a run that failed or crashed,
+2 a mistake of the user's (a definition, parameters, a name, a setting), 130 a cancelled run. The
+CLI maps errors to exit codes and one line of text through this attribute only.
 """
 
 from __future__ import annotations
@@ -48,14 +52,18 @@ class ParameterError(DagflowError, ValueError):
 
     exit_code = 2
 
-    def __init__(self, flow_name: str, errors: list[dict[str, Any]]) -> None:
+    def __init__(
+        self, flow_name: str, errors: list[dict[str, Any]], message: str | None = None
+    ) -> None:
         self.flow_name = flow_name
         self.errors = errors
-        parts = []
-        for err in errors:
-            where = ".".join(str(p) for p in err.get("loc", ())) or "(parameters)"
-            parts.append(f"{where}: {err.get('msg', 'invalid')}")
-        super().__init__(f"invalid parameters for flow {flow_name!r}: " + "; ".join(parts))
+        if message is None:
+            parts = []
+            for err in errors:
+                where = ".".join(str(p) for p in err.get("loc", ())) or "(parameters)"
+                parts.append(f"{where}: {err.get('msg', 'invalid')}")
+            message = f"invalid parameters for flow {flow_name!r}: " + "; ".join(parts)
+        super().__init__(message)
 
 
 class TaskFailed(DagflowError):
@@ -120,5 +128,17 @@ class StoreError(DagflowError):
 
 class ClusterError(DagflowError):
     """A cluster could not be named, started or reached."""
+
+    exit_code = 2
+
+
+class SettingsError(DagflowError):
+    """A `DAGFLOW_*` environment variable holds a value dagflow cannot use."""
+
+    exit_code = 2
+
+
+class UsageError(DagflowError):
+    """A command's argument names nothing usable: a missing file, module or flow."""
 
     exit_code = 2

@@ -33,9 +33,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-ENV_CLUSTER = "DAGFLOW_CLUSTER"
-ENV_HOME = "DAGFLOW_HOME"
-ENV_DATABASE_URL = "DAGFLOW_DATABASE_URL"
+from dagflow.settings import CLUSTER as ENV_CLUSTER
+from dagflow.settings import DATABASE_URL as ENV_DATABASE_URL
+from dagflow.settings import HOME as ENV_HOME
 
 __all__ = ["local_flows"]
 

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dagflow import flow, task
-from dagflow.store import get_flow_run
+from dagflow import flow, get_flow_run, task
 from dagflow.testing import local_flows
 
 

@@ -1,19 +1,22 @@
 """Who is running right now: the flow run being built on the driver, the task run on a worker.
 
-Two context variables, set by the engine, read by `Task.__call__` (to tell "inside a flow" from
-"plain call") and by `get_run_logger()`. The engine also registers itself here once, so the pure
-definitions can hand a call over to it without importing it.
+Two context variables. The engine's flow runner sets `current_flow_run` in the thread that runs a
+flow body, and the task wrapper sets `current_task_run` around a task's function. They are read by
+task calls (inside a flow a call adds to the run's graph; outside it runs here), by subflow calls
+(a flow called inside a flow runs as a child of the current run) and by `get_run_logger()`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dagflow.core.definitions import Flow, Task
     from dagflow.core.graph import RunGraph
+
+EmitLog = Callable[[int, str], None]  # ships one record (level, message) to the run's driver
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +27,7 @@ class TaskRunContext:
     task_key: str
     task_name: str
     attempt: int
-    emit_log: Any  # Callable[[int, str], None]: ships a record to the driver
+    emit_log: EmitLog
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,36 +37,9 @@ class FlowRunContext:
     run_id: str
     flow_name: str
     graph: RunGraph
-    runner: Any  # the engine's FlowRunner
-    emit_log: Any  # Callable[[int, str], None]
+    runner: Any  # the engine's FlowRunner: a subflow becomes its child
+    emit_log: EmitLog
 
 
 current_flow_run: ContextVar[FlowRunContext | None] = ContextVar("dagflow_flow_run", default=None)
 current_task_run: ContextVar[TaskRunContext | None] = ContextVar("dagflow_task_run", default=None)
-
-
-class Engine(Protocol):
-    """What the definitions need from the engine."""
-
-    def run_flow(
-        self, flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any: ...
-
-    def resume_flow(self, flow: Flow[..., Any], run_id: str, *, force: bool = False) -> Any: ...
-
-    def run_task_inline(
-        self, task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any: ...
-
-
-_engine: list[Engine] = []
-
-
-def register_engine(engine: Engine) -> None:
-    _engine[:] = [engine]
-
-
-def get_engine() -> Engine:
-    if not _engine:
-        import dagflow.engine  # noqa: F401  (registers itself on import)
-    return _engine[0]

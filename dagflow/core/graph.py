@@ -10,36 +10,30 @@ construction; futures of another run are refused.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from dagflow.core.keys import Key, key_name, key_text
+from dagflow.core.walk import is_container, leaves
 from dagflow.errors import DefinitionError, FutureMisuse
 
 if TYPE_CHECKING:
-    from dagflow.core.definitions import Task
+    from dagflow.core.options import TaskOptions
     from dagflow.core.states import StateType
 
 R = TypeVar("R")
-Key = tuple[str, int]
-
-_SLUG_BAD = re.compile(r"[^a-z0-9_]+")
 
 
-def slugify(name: str) -> str:
-    """A task name as the first word of a Dask key: no '-', lower case, never empty.
+class Task(Protocol):
+    """What the graph needs of a task (a `TaskDefinition` is one)."""
 
-    Dask's dashboard groups keys by the text before the first '-' word that holds a digit, so a
-    slug must not contain '-'; the run token that follows it always holds a digit.
-    """
-    slug = _SLUG_BAD.sub("_", name.lower()).strip("_")
-    return slug or "task"
+    @property
+    def name(self) -> str: ...
 
-
-def key_str(key: Key) -> str:
-    """The stable text form of a key, as the store and the CLI show it: `extract-ab12cd3[4]`."""
-    return f"{key[0]}[{key[1]}]"
+    fn: Callable[..., Any]
+    slug: str
+    options: TaskOptions
 
 
 class Resolver(Protocol):
@@ -91,7 +85,7 @@ class TaskFuture(Generic[R]):
         return self._resolver.future_state(self)
 
     def __repr__(self) -> str:
-        return f"TaskFuture({self.task_name!r}, key={key_str(self.key)!r})"
+        return f"TaskFuture({self.task_name!r}, key={key_text(self.key)!r})"
 
     def _misuse(self, *_: Any, **__: Any) -> Any:
         raise FutureMisuse(
@@ -150,25 +144,20 @@ class Refs:
 
 
 def collect_refs(value: Any, run_id: str, refs: Refs, soft: bool = False) -> None:
-    """Find every future inside `value` (lists, tuples, sets, dicts), checking its run."""
-    kind = type(value)
-    if kind is TaskFuture:
-        if value.run_id != run_id:
-            raise FutureMisuse(
-                f"{value!r} belongs to flow run {value.run_id}, not to this run ({run_id}); "
-                "pass its .result() instead"
-            )
-        (refs.soft if soft else refs.hard)[value.key] = value
-    elif kind is allow_failure:
-        collect_refs(value.future, run_id, refs, soft=True)
-    elif kind in (list, tuple, set, frozenset):
-        for item in value:
-            collect_refs(item, run_id, refs, soft)
-    elif kind is dict:
-        for item in value.values():
-            collect_refs(item, run_id, refs, soft)
-    elif kind is unmapped:
-        collect_refs(value.value, run_id, refs, soft)
+    """Find every future inside `value` (see `walk.py`), checking that it is of this run."""
+    for leaf in leaves(value):
+        kind = type(leaf)
+        if kind is TaskFuture:
+            if leaf.run_id != run_id:
+                raise FutureMisuse(
+                    f"{leaf!r} belongs to flow run {leaf.run_id}, not to this run ({run_id}); "
+                    "pass its .result() instead"
+                )
+            (refs.soft if soft else refs.hard)[leaf.key] = leaf
+        elif kind is allow_failure:
+            collect_refs(leaf.future, run_id, refs, soft=True)
+        elif kind is unmapped:
+            collect_refs(leaf.value, run_id, refs, soft)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +176,7 @@ class Call:
     argument is either a `Column` (mapped) or a plain value shared by every item.
     """
 
-    task: Task[..., Any]
+    task: Task
     name: str
     start: int
     count: int
@@ -223,7 +212,7 @@ class RunGraph:
 
     def _new_call(
         self,
-        task: Task[..., Any],
+        task: Task,
         count: int,
         mapped: bool,
         args: tuple[Any, ...],
@@ -233,14 +222,15 @@ class RunGraph:
         slug = task.slug
         start = self._counters.get(slug, 0)
         self._counters[slug] = start + count
-        call = Call(task, f"{slug}-{self.run_token}", start, count, mapped, args, kwargs, refs)
+        name = key_name(slug, self.run_token)
+        call = Call(task, name, start, count, mapped, args, kwargs, refs)
         call.futures = [TaskFuture(self.resolver, call, key) for key in call.iter_keys()]
         self.pending.append(call)
         return call
 
     def add_call(
         self,
-        task: Task[..., Any],
+        task: Task,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         wait_for: Iterable[Any] = (),
@@ -253,7 +243,7 @@ class RunGraph:
 
     def add_map(
         self,
-        task: Task[..., Any],
+        task: Task,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         wait_for: Iterable[Any] = (),
@@ -281,7 +271,7 @@ class RunGraph:
         return self._new_call(task, count, True, new_args, new_kwargs, shared).futures
 
     def _column(
-        self, task: Task[..., Any], where: str, value: Any, shared: Refs, lengths: dict[str, int]
+        self, task: Task, where: str, value: Any, shared: Refs, lengths: dict[str, int]
     ) -> Any:
         kind = type(value)
         if kind is unmapped:
@@ -327,7 +317,7 @@ def _iterable(value: Any) -> bool:
 
 
 def _container(value: Any) -> bool:
-    return type(value) in (list, tuple, dict, set, frozenset, unmapped)
+    return is_container(value) or type(value) is unmapped
 
 
 def _add_wait_for(wait_for: Iterable[Any], run_id: str, refs: Refs) -> None:

@@ -22,7 +22,8 @@ DelayOption = float | int | timedelta | Sequence[float | int | timedelta]
 MAX_SECONDS = 365 * 24 * 3600.0  # a year: the longest retry delay or timeout
 
 
-def _seconds(value: object, what: str) -> float:
+def seconds_option(value: object, what: str) -> float:
+    """Seconds from a number or a timedelta: finite, >= 0, at most `MAX_SECONDS`."""
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -61,42 +62,20 @@ class RetryPolicy:
         retry_on: object = None,
     ) -> RetryPolicy:
         """Validate user options; errors name `owner` (e.g. "task 'extract'")."""
-        if isinstance(retries, bool) or not isinstance(retries, int):
-            raise DefinitionError(
-                f"{owner}: retries must be an int >= 0, got {type(retries).__name__}"
-            )
-        if retries < 0:
-            raise DefinitionError(f"{owner}: retries must be >= 0, got {retries}")
-        if isinstance(retry_delay, (list, tuple)):
-            if not retry_delay:
-                raise DefinitionError(f"{owner}: retry_delay list must not be empty")
-            delays = tuple(
-                _seconds(d, f"{owner}: retry_delay[{i}]") for i, d in enumerate(retry_delay)
-            )
-        else:
-            delays = (_seconds(retry_delay, f"{owner}: retry_delay"),)
-        if isinstance(retry_backoff, bool) or not isinstance(retry_backoff, (int, float)):
-            raise DefinitionError(
-                f"{owner}: retry_backoff must be a number >= 1, got {type(retry_backoff).__name__}"
-            )
-        if not math.isfinite(retry_backoff) or retry_backoff < 1:
-            raise DefinitionError(f"{owner}: retry_backoff must be >= 1, got {retry_backoff!r}")
-        if isinstance(retry_delay, (list, tuple)) and retry_backoff != 1:
+        delays = delays_option(retry_delay, f"{owner}: retry_delay")
+        backoff = backoff_option(retry_backoff, f"{owner}: retry_backoff")
+        if len(delays) > 1 and backoff != 1:
             raise DefinitionError(
                 f"{owner}: retry_backoff applies to a single retry_delay, not to a list; "
                 "write each delay in the list instead"
             )
-        if isinstance(retry_jitter, bool) or not isinstance(retry_jitter, (int, float)):
-            raise DefinitionError(
-                f"{owner}: retry_jitter must be a fraction between 0 and 1, "
-                f"got {type(retry_jitter).__name__}"
-            )
-        if not 0 <= retry_jitter <= 1:
-            raise DefinitionError(
-                f"{owner}: retry_jitter must be between 0 and 1, got {retry_jitter!r}"
-            )
-        kinds = _exception_types(owner, retry_on)
-        return cls(retries, delays, float(retry_backoff), float(retry_jitter), kinds)
+        return cls(
+            retries_option(retries, f"{owner}: retries"),
+            delays,
+            backoff,
+            jitter_option(retry_jitter, f"{owner}: retry_jitter"),
+            exception_types(f"{owner}: retry_on", retry_on),
+        )
 
     def delay(self, retry_number: int, uniform: float = 0.5) -> float:
         """Seconds to wait before retry `retry_number` (1-based); `uniform` is in [0, 1)."""
@@ -117,23 +96,67 @@ class RetryPolicy:
         return retries_done < self.retries and isinstance(error, self.retry_on)
 
 
-def _exception_types(owner: str, retry_on: object) -> tuple[type[BaseException], ...]:
+def retries_option(value: object, what: str) -> int:
+    """A retry count: an int >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DefinitionError(f"{what} must be an int >= 0, got {type(value).__name__}")
+    if value < 0:
+        raise DefinitionError(f"{what} must be >= 0, got {value}")
+    return value
+
+
+def delays_option(value: object, what: str) -> tuple[float, ...]:
+    """A retry delay: seconds, a timedelta, or a non-empty list of them (one per retry)."""
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise DefinitionError(f"{what} list must not be empty")
+        return tuple(seconds_option(d, f"{what}[{i}]") for i, d in enumerate(value))
+    return (seconds_option(value, what),)
+
+
+def backoff_option(value: object, what: str) -> float:
+    """A backoff factor: a finite number >= 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise DefinitionError(f"{what} must be a number >= 1, got {type(value).__name__}")
+    if not math.isfinite(value) or value < 1:
+        raise DefinitionError(f"{what} must be >= 1, got {value!r}")
+    return float(value)
+
+
+def jitter_option(value: object, what: str) -> float:
+    """A jitter: a fraction between 0 and 1 of each delay."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise DefinitionError(
+            f"{what} must be a fraction between 0 and 1, got {type(value).__name__}"
+        )
+    if not 0 <= value <= 1:
+        raise DefinitionError(f"{what} must be between 0 and 1, got {value!r}")
+    return float(value)
+
+
+def exception_types(what: str, retry_on: object) -> tuple[type[BaseException], ...]:
+    """The exception types a `retry_on` option names (default: every `Exception`)."""
     if retry_on is None:
         return (Exception,)
     items = retry_on if isinstance(retry_on, (list, tuple, set, frozenset)) else (retry_on,)
     kinds = tuple(items)
     if not kinds or not all(isinstance(k, type) and issubclass(k, BaseException) for k in kinds):
         raise DefinitionError(
-            f"{owner}: retry_on must be an exception type or a tuple of them, got {retry_on!r}"
+            f"{what} must be an exception type or a tuple of them, got {retry_on!r}"
         )
     return kinds
 
 
+def positive_seconds(value: object, what: str) -> float | None:
+    """None, or a positive number of seconds / timedelta (a timeout, a cache expiration)."""
+    if value is None:
+        return None
+    seconds = seconds_option(value, what)
+    if seconds <= 0:
+        raise DefinitionError(f"{what} must be > 0 seconds, got {value!r}")
+    return seconds
+
+
 def timeout_seconds(owner: str, timeout: object) -> float | None:
     """Validate a `timeout` option: None, or a positive number of seconds / timedelta."""
-    if timeout is None:
-        return None
-    seconds = _seconds(timeout, f"{owner}: timeout")
-    if seconds <= 0:
-        raise DefinitionError(f"{owner}: timeout must be > 0 seconds, got {timeout!r}")
-    return seconds
+    return positive_seconds(timeout, f"{owner}: timeout")

@@ -20,34 +20,39 @@ import cloudpickle
 from dask._task_spec import Dict, List, Set, TaskRef, Tuple
 from dask.highlevelgraph import HighLevelGraph
 
-from dagflow.clusters import ship_by_value
-from dagflow.core.definitions import Task
-from dagflow.core.graph import Call, Column, Key, Refs, TaskFuture, allow_failure, unmapped
+from dagflow.core.graph import Call, Column, Refs, Task, TaskFuture, allow_failure, unmapped
+from dagflow.core.keys import Key
+from dagflow.core.walk import transform
 from dagflow.engine.layers import CallLayer
 from dagflow.engine.layers import Column as SpecColumn
-from dagflow.engine.results import ResultStorage, default_results_url
+from dagflow.engine.results import ResultStorage
+from dagflow.engine.shipping import ship_by_value
 from dagflow.engine.wrapper import TaskCall
 from dagflow.errors import DefinitionError
 
+_SPEC_CONTAINERS: dict[type, Any] = {list: List, tuple: Tuple, set: Set, frozenset: Set}
 
-def to_spec(value: Any) -> Any:
-    """`value` with every future replaced by a `TaskRef` and containers made Dask-visible."""
+
+def _spec_leaf(value: Any) -> Any:
     kind = type(value)
     if kind is TaskFuture:
         return TaskRef(value.key)
     if kind is allow_failure:
         return to_spec(value.future)
-    if kind is list:
-        return List(*[to_spec(v) for v in value])
-    if kind is tuple:
-        return Tuple(*[to_spec(v) for v in value])
-    if kind is set or kind is frozenset:
-        return Set(*[to_spec(v) for v in value])
-    if kind is dict:
-        return Dict({k: to_spec(v) for k, v in value.items()})
     if kind is unmapped:
         return to_spec(value.value)
     return value
+
+
+def _spec_container(kind: type, items: list[Any]) -> Any:
+    if kind is dict:
+        return Dict(dict(items))
+    return _SPEC_CONTAINERS[kind](*items)
+
+
+def to_spec(value: Any) -> Any:
+    """`value` with every future replaced by a `TaskRef` and containers made Dask-visible."""
+    return transform(value, _spec_leaf, _spec_container)
 
 
 def _arg_spec(value: Any, has_refs: bool) -> Any:
@@ -67,15 +72,9 @@ class Wave:
 class ResumePlan:
     """What an earlier attempt of a resumed run left: results to reuse, names to match."""
 
-    reuse: dict[str, tuple[str, str]]  # logical key "slug[i]" -> (location, serializer)
-    recorded: dict[str, str]  # logical key -> task name
+    reuse: dict[str, dict[int, tuple[str, str]]]  # slug -> index -> (location, serializer)
+    recorded: dict[str, str]  # logical key "slug[i]" -> task name
     force: bool = False
-
-
-def logical_key(key_text: str) -> str:
-    """`extract-ab12cd341[3]` -> `extract[3]`: the same for every attempt of a run."""
-    name, _, index = key_text.rpartition("[")
-    return f"{name.rsplit('-', 1)[0]}[{index}"
 
 
 class Compiler:
@@ -86,38 +85,34 @@ class Compiler:
         run_id: str,
         topic: str,
         *,
+        results_url: str,
         persist_all: bool = False,
-        storage: ResultStorage | None = None,
         resume: ResumePlan | None = None,
     ) -> None:
         self.run_id = run_id
         self.topic = topic
+        self.results_url = results_url
         self.persist_all = persist_all
-        self.storage = storage
+        self.storage: ResultStorage | None = None
         self.resume = resume
         self._storage_checked = False
         self._calls: dict[tuple[int, str], TaskCall] = {}
 
-    def _storage_for(self, task: Task[..., Any], persist: bool) -> ResultStorage | None:
+    def _storage_for(self, task: Task, persist: bool) -> ResultStorage | None:
         options = task.options
         if not (persist or options.cache_key_fn is not None or self.resume is not None):
             return None
         if self.storage is None:
-            self.storage = ResultStorage(default_results_url())
+            self.storage = ResultStorage(self.results_url)
         if not self._storage_checked:
             self.storage.check_writable()
             self._storage_checked = True
         return self.storage
 
-    def _reuse_for(self, task: Task[..., Any]) -> dict[int, tuple[str, str]] | None:
+    def _reuse_for(self, task: Task) -> dict[int, tuple[str, str]] | None:
         if self.resume is None:
             return None
-        prefix = f"{task.slug}["
-        return {
-            int(lk[len(prefix) : -1]): where
-            for lk, where in self.resume.reuse.items()
-            if lk.startswith(prefix)
-        }
+        return self.resume.reuse.get(task.slug, {})
 
     def check_resumed(self, call: Call) -> None:
         """Refuse (unless forced) a call whose keys held another task in the earlier attempt."""
@@ -137,7 +132,7 @@ class Compiler:
                 f"({'; '.join(changed[:5])}); use --force (force=True) to resume anyway"
             )
 
-    def task_call(self, task: Task[..., Any], name: str) -> TaskCall:
+    def task_call(self, task: Task, name: str) -> TaskCall:
         cache_key = (id(task), name)
         call = self._calls.get(cache_key)
         if call is None:

@@ -40,10 +40,6 @@ _handler.setFormatter(logging.Formatter("%(message)s"))
 _run_logger.addHandler(_handler)
 
 
-class NoRunContext(RuntimeError):
-    """`get_run_logger()` was called outside a task or flow run."""
-
-
 def get_run_logger() -> logging.LoggerAdapter[logging.Logger]:
     """A logger whose records are stored with the current task or flow run.
 

@@ -1,10 +1,11 @@
 """Result storage: where persisted task results and cache entries live (any fsspec URL).
 
 Workers write results straight to storage and report only the location, size and serializer, so
-the driver never loads a result it does not need. The default is a folder under `DAGFLOW_HOME`;
-`DAGFLOW_RESULTS_URL` may name any fsspec URL (for a remote cluster: storage every worker can
-reach). Cache entries are results filed under their cache key, with a small JSON sidecar holding
-their expiry, so a cache lookup on a worker needs no database.
+the driver never loads a result it does not need. The URL comes from the settings
+(`DAGFLOW_RESULTS_URL`, default a folder under `DAGFLOW_HOME`; for a remote cluster, storage every
+worker can reach) and travels to the workers with the task. Cache entries are results filed
+under their cache key, with a small JSON sidecar holding their expiry, so a cache lookup on a
+worker needs no database.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import os
 import pickle
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import cloudpickle
@@ -23,18 +23,6 @@ import cloudpickle
 from dagflow.errors import StoreError
 
 _EXT = {"cloudpickle": "pkl", "json": "json"}
-
-
-def dagflow_home() -> Path:
-    """`DAGFLOW_HOME`, defaulting to ~/.dagflow."""
-    return Path(os.environ.get("DAGFLOW_HOME") or Path.home() / ".dagflow").expanduser()
-
-
-def default_results_url() -> str:
-    url = os.environ.get("DAGFLOW_RESULTS_URL")
-    if url:
-        return url.rstrip("/")
-    return (dagflow_home() / "results").as_uri()
 
 
 def dumps(value: Any, serializer: str) -> bytes:

@@ -1,12 +1,12 @@
-"""`RunTracker`: the driver's record of one flow run, kept from the events that reach it.
+"""`RunTracker`: the driver's pump of one run's record, between the cluster and the sinks.
 
-It turns the compact records workers send (see `wrapper.py`) into `StateEvent`s and `LogEvent`s,
-checks each transition against the state machine, folds it into the `FlowRun`, calls task hooks
-on final states, and hands every accepted event to the sinks, in order, from the one pump thread
-of the run. It also holds the run's Dask futures until their task's final state is known.
-
-A task that reports RUNNING again from another worker while it was RUNNING lost its worker
-mid-task: the tracker records the lost attempt as CRASHED before the new one.
+Workers' reports arrive on the run's Dask topic, on the client's event loop; the tracker queues
+them there and folds them from its own thread, so the event loop never waits. Every change of the
+run's record goes through `change(stimulus)`: under the run's lock the run machine
+(`core/machine.py`) decides, then the tracker does what follows from its answer, in order: it
+releases the Dask futures of tasks that reached their end (keeping failed ones, whose `Failure`
+the run may report), wakes whoever waits for a task, passes the events to the sinks, and calls
+the tasks' hooks. The tracker decides nothing itself.
 """
 
 from __future__ import annotations
@@ -16,37 +16,35 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import Any
 
-from dagflow.core.definitions import Task
-from dagflow.core.graph import Call, Key, key_str
-from dagflow.core.runs import FlowRun, LogEvent, RunEvent, StateEvent, TaskRun
-from dagflow.core.states import StateType, Transition, can_transition
+from dagflow.core.keys import key_text, parse_key
+from dagflow.core.machine import Outcome, RunState, parse_report
+from dagflow.core.runs import FlowRun, RunEvent, StateEvent, TaskRun
+from dagflow.core.states import StateType
+from dagflow.core.task import TaskDefinition
 from dagflow.engine.logs import reemit
 from dagflow.engine.sinks import EventSink, dispatch
 
 log = logging.getLogger(__name__)
 S = StateType
-WORKER_LOST = "WorkerLost"
 
 
 class RunTracker:
-    """Folds one run's events into its `FlowRun` and passes them on to the sinks."""
+    """Applies one run's stimuli to its `RunState` and passes the results on."""
 
-    def __init__(self, flow_run: FlowRun, sinks: Sequence[EventSink]) -> None:
-        self.flow_run = flow_run
-        self.run_id = flow_run.id
+    def __init__(self, state: RunState, sinks: Sequence[EventSink]) -> None:
+        self.state = state
+        self.flow_run: FlowRun = state.flow_run
+        self.run_id = state.run_id
         self.sinks = list(sinks)
         self.lock = threading.RLock()
         self.settled = threading.Condition(self.lock)
-        self.inflight: dict[Key, Any] = {}  # key -> distributed.Future, until its final state
-        self.failed: dict[Key, Any] = {}  # futures holding a `Failure`, until the run ends
-        self.attempt = 0
-        self._tasks: dict[str, Task[..., Any]] = {}  # key name -> task, for hooks
-        self._crashes: dict[str, int] = {}
+        self.inflight: dict[str, Any] = {}  # task key -> distributed.Future, until its end
+        self.failed: dict[str, Any] = {}  # futures holding a `Failure`, until the run ends
+        self.tasks: dict[str, TaskDefinition[..., Any]] = {}  # key name -> task, for hooks
         self._queue: queue.SimpleQueue[list[Any] | None] = queue.SimpleQueue()
-        self._pump = threading.Thread(target=self._pump_events, name="dagflow-events", daemon=True)
+        self._pump = threading.Thread(target=self._pump_reports, name="dagflow-events", daemon=True)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -67,78 +65,70 @@ class RunTracker:
         """Dask topic handler; runs on the client's event loop: hand over, never work here."""
         self._queue.put(event[1])
 
-    # ------------------------------------------------------------------ what the runner tells
+    def _pump_reports(self) -> None:
+        while True:
+            batch = self._queue.get()
+            if batch is None:
+                return
+            try:
+                self.change(_reports_of(batch))
+            except Exception:
+                log.exception("run %s: reports could not be recorded", self.run_id)
 
-    def submitted(self, calls: Sequence[Call], futures: Sequence[Any]) -> None:
-        """A wave went to the cluster: its tasks are PENDING and their futures held.
+    # ------------------------------------------------------------------ changes
 
-        Per task: one `TaskRun`, one event; the PENDING step of the history is one shared value.
-        """
-        now = time.time()
-        pending = Transition(None, S.PENDING, now, 0, "")
-        events: list[RunEvent] = []
-        append = events.append
-        run_id = self.run_id
-        task_runs = self.flow_run.task_runs
-        inflight = self.inflight
-        i = 0
+    def change(self, stimulus: Callable[[RunState], Outcome]) -> Outcome:
+        """Apply `stimulus` to the run machine and carry out what it decided."""
         with self.lock:
+            outcome = stimulus(self.state)
+            for tr in outcome.finished:
+                fut = self.inflight.pop(tr.key, None)
+                if fut is not None and tr.state in (S.FAILED, S.TIMED_OUT):
+                    self.failed[tr.key] = fut  # a small `Failure`; the run may report it
+            if outcome.events:
+                self.settled.notify_all()
+        for ev in outcome.events:
+            if type(ev) is not StateEvent:
+                reemit(ev)  # type: ignore[arg-type]
+        self.emit(outcome.events)
+        for tr in outcome.finished:
+            self._task_hooks(tr)
+        return outcome
+
+    def submitted(self, calls: Sequence[Any], futures: Sequence[Any]) -> None:
+        """A wave went to the cluster: its tasks are PENDING and their futures held."""
+        now = time.time()
+        with self.lock:
+            events = self.state.submitted(calls, now)
+            inflight = self.inflight
+            i = 0
             for call in calls:
-                name = call.task.name
-                self._tasks[call.name] = call.task
-                mapped = call.mapped
+                self.tasks[call.name] = call.task
                 for tf in call.futures:
                     fut = futures[i]
                     i += 1
-                    key = tf.key
                     tf.dask_future = fut
-                    inflight[key] = fut
-                    ks = f"{key[0]}[{key[1]}]"
-                    index = key[1] if mapped else None
-                    task_runs[ks] = TaskRun(ks, name, index, S.PENDING, history=[pending])
-                    append(StateEvent(run_id, ks, None, S.PENDING, now, 0, "", name, index))
+                    inflight[key_text(tf.key)] = fut
         self.emit(events)
 
     def flow_transition(self, to: StateType, message: str = "") -> None:
-        fr = self.flow_run
-        current = fr.state if fr.history else None
-        if not can_transition(current, to):
-            log.error("run %s: illegal flow transition %s -> %s", self.run_id, current, to)
-            return
-        ev = StateEvent(self.run_id, None, current, to, time.time(), self.attempt, message)
-        fr.history.append(_transition(ev))
-        fr.state = to
+        with self.lock:
+            ev = self.state.flow_transition(to, time.time(), message)
         self.emit([ev])
 
     def flow_log(self, level: int, message: str) -> None:
-        ev = LogEvent(self.run_id, None, None, level, time.time(), message, None)
         with self.lock:
-            self.flow_run.log_records.append(ev)
+            ev = self.state.log(level, time.time(), message)
         reemit(ev)
         self.emit([ev])
-
-    def derived(
-        self, key: Key, state: StateType, message: str, error_type: str | None = None
-    ) -> StateEvent:
-        """An event the driver infers (lost report, KilledWorker, cancellation)."""
-        ks = key_str(key)
-        tr = self.flow_run.task_runs.get(ks)
-        return StateEvent(
-            self.run_id,
-            ks,
-            tr.state if tr else None,
-            state,
-            time.time(),
-            tr.attempts if tr else 0,
-            message,
-            tr.name if tr else key[0],
-            tr.map_index if tr else None,
-            error_type=error_type,
-        )
 
     def emit(self, events: Sequence[RunEvent]) -> None:
         if self.sinks and events:
             dispatch(self.sinks, events)
+
+    def future_for(self, key: str) -> Any:
+        with self.lock:
+            return self.inflight.get(key) or self.failed.get(key)
 
     def release_all(self) -> None:
         """Drop the run's references; a future is released once nobody holds it (the same
@@ -147,148 +137,27 @@ class RunTracker:
             self.inflight.clear()
             self.failed.clear()
 
-    # ------------------------------------------------------------------ worker reports
-
-    def _pump_events(self) -> None:
-        while True:
-            batch = self._queue.get()
-            if batch is None:
-                return
-            events: list[StateEvent | LogEvent] = []
-            for record in batch:
-                if record[0] == "log":
-                    events.append(self._log_event(record))
-                else:
-                    events.extend(self._task_events(record))
-            if events:
-                self.apply(events)
-
-    def _log_event(self, record: Sequence[Any]) -> LogEvent:
-        _, name, index, level, t, message, worker = record
-        ks = f"{name}[{index}]"
-        tr = self.flow_run.task_runs.get(ks)
-        return LogEvent(self.run_id, ks, tr.name if tr else name, level, t, message, worker)
-
-    def _task_events(self, record: Sequence[Any]) -> list[StateEvent]:
-        name, index, state, t, attempt, message, error_type, tb, worker, extra = record
-        ks = f"{name}[{index}]"
-        tr = self.flow_run.task_runs.get(ks)
-        if tr is None:
-            return []
-        out: list[StateEvent] = []
-        current = tr.state
-        to = S(state)
-        if to is S.RUNNING and current is S.RUNNING and worker != tr.worker:
-            self._crashes[ks] = self._crashes.get(ks, 0) + 1
-            out.append(
-                StateEvent(
-                    self.run_id,
-                    ks,
-                    current,
-                    S.CRASHED,
-                    t,
-                    tr.attempts,
-                    f"worker {tr.worker} was lost while running the task",
-                    tr.name,
-                    tr.map_index,
-                    tr.worker,
-                    WORKER_LOST,
-                )
-            )
-            current = S.CRASHED
-        location = size = serializer = cache_key = None
-        if extra is not None:
-            location, size, serializer, cache_key = extra
-        out.append(
-            StateEvent(
-                self.run_id,
-                ks,
-                current,
-                to,
-                t,
-                attempt + self._crashes.get(ks, 0),
-                message,
-                tr.name,
-                tr.map_index,
-                worker,
-                error_type,
-                tb,
-                location,
-                size,
-                serializer,
-                cache_key,
-            )
-        )
-        return out
-
-    def apply(self, events: Sequence[StateEvent | LogEvent]) -> None:
-        """Fold events into the FlowRun, check them, wake waiters, pass them to sinks."""
-        accepted: list[StateEvent | LogEvent] = []
-        with self.lock:
-            for ev in events:
-                if type(ev) is LogEvent:
-                    self.flow_run.log_records.append(ev)
-                    accepted.append(ev)
-                    continue
-                assert type(ev) is StateEvent and ev.task_key is not None
-                ks = ev.task_key
-                tr = self.flow_run.task_runs.get(ks)
-                # A task whose worker was lost is CRASHED, then runs again elsewhere.
-                if tr is None or (tr.state.is_final and ks not in self._crashes):
-                    continue
-                if not can_transition(tr.state, ev.to_state):
-                    log.error(
-                        "run %s: ignoring illegal transition %s -> %s of %s",
-                        self.run_id,
-                        tr.state,
-                        ev.to_state,
-                        ks,
-                    )
-                    continue
-                if ev.from_state is not tr.state:
-                    ev = replace(ev, from_state=tr.state)
-                tr.apply(ev)
-                accepted.append(ev)
-                if ev.to_state.is_final and not _lost_attempt(ev):
-                    name, _, index = ks.rpartition("[")
-                    key = (name, int(index[:-1]))
-                    fut = self.inflight.pop(key, None)
-                    if fut is not None and ev.to_state in (S.FAILED, S.TIMED_OUT):
-                        self.failed[key] = fut  # small `Failure`; the run may report it
-            self.settled.notify_all()
-        for ev in accepted:
-            if type(ev) is LogEvent:
-                reemit(ev)
-            elif isinstance(ev, StateEvent) and ev.to_state.is_final and not _lost_attempt(ev):
-                self._task_hooks(ev)
-        self.emit(accepted)
-
-    def _task_hooks(self, ev: StateEvent) -> None:
+    def _task_hooks(self, tr: TaskRun) -> None:
         """Call the task's on_completion / on_failure / on_crashed hooks with its task run."""
-        assert ev.task_key is not None
-        task = self._tasks.get(ev.task_key.rpartition("[")[0])
+        task = self.tasks.get(parse_key(tr.key)[0])
         if task is None:
             return
         options = task.options
-        if ev.to_state.is_success:
+        if tr.state.is_success:
             hooks = options.on_completion
-        elif ev.to_state is S.CRASHED:
+        elif tr.state is S.CRASHED:
             hooks = options.on_crashed
-        elif ev.to_state.is_failure:
+        elif tr.state.is_failure:
             hooks = options.on_failure
         else:
             return
         if hooks:
-            run_hooks(hooks, task, self.flow_run.task_runs[ev.task_key])
+            run_hooks(hooks, task, tr)
 
 
-def _lost_attempt(ev: StateEvent) -> bool:
-    """A CRASHED attempt that Dask runs again on another worker: not the task's end."""
-    return ev.to_state is S.CRASHED and ev.error_type == WORKER_LOST
-
-
-def _transition(ev: StateEvent) -> Transition:
-    return Transition(ev.from_state, ev.to_state, ev.time, ev.attempt, ev.message)
+def _reports_of(batch: list[Any]) -> Callable[[RunState], Outcome]:
+    reports = [parse_report(record) for record in batch]
+    return lambda state: state.reports(reports)
 
 
 def run_hooks(hooks: Sequence[Callable[..., Any]], owner: Any, run: Any) -> None:

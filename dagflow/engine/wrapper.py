@@ -2,40 +2,41 @@
 
 `TaskCall` is called by Dask with the node's map index, its upstream values and its arguments.
 It checks upstream outcomes (a failed upstream means UPSTREAM_FAILED without running, unless the
-upstream came through `allow_failure`), runs the user's function in a retry loop (delay, backoff,
-jitter, `retry_on`) under an optional timeout, and reports each transition through the worker's
-outbox. A failure is *returned* as a `Failure` value rather than raised, so that Dask keeps running
-downstream tasks that allow it; the driver turns a `Failure` back into the task's exception.
+upstream came through `allow_failure`), reuses a cached or earlier result when it may, runs the
+user's function through `retrying.run_with_retries` (timeout, retries), persists the result when
+asked, and sends a `Report` of each transition through the worker's outbox. A failure is
+*returned* as a `Failure` value rather than raised, so that Dask keeps running downstream tasks
+that allow it; the driver turns a `Failure` back into the task's exception.
 
 The hot path for a task that succeeds at its first attempt is: one clock read, two outbox puts,
-the call, a cheap picklability check of the result. Nothing else.
-
-Timeouts: Python cannot kill a thread. A task past its `timeout` is reported TIMED_OUT at once
-and its slot in the flow moves on, but the thread running the function keeps running in the
-worker process until the function returns; its result is then discarded.
+the call, a cheap picklability check of the result. Nothing else. A worker imports this module and
+what it needs (core, cloudpickle, fsspec when results are stored), never the store's database code.
 """
 
 from __future__ import annotations
 
-import contextvars
 import pickle
-import random
 import threading
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
 from dagflow.core.context import TaskRunContext, current_task_run
-from dagflow.core.definitions import Task, TaskOptions
+from dagflow.core.machine import LogReport, Report, ResultInfo, log_wire
+from dagflow.core.options import TaskOptions
 from dagflow.core.states import StateType
-from dagflow.engine import printing
+from dagflow.core.walk import transform
 from dagflow.engine.caching import CacheContext, bind_inputs
-from dagflow.engine.outbox import outbox_for
-from dagflow.engine.results import ResultStorage, StoredResult
+from dagflow.engine.outbox import Outbox, outbox_for
+from dagflow.engine.retrying import run_guarded, run_with_retries
 from dagflow.errors import TaskFailed, TaskTimeout, UpstreamFailed
+
+if TYPE_CHECKING:
+    from dagflow.core.graph import Task
+    from dagflow.engine.results import ResultStorage, StoredResult
 
 RUNNING = StateType.RUNNING.value
 RETRYING = StateType.RETRYING.value
@@ -102,6 +103,10 @@ def _check_picklable(value: Any, task: str) -> None:
             ) from None
 
 
+def _failure_value(value: Any) -> Any:
+    return value.error if type(value) is Failure else value
+
+
 _STATE = ("fn", "options", "run_id", "topic", "name", "persist", "storage", "reuse")
 
 
@@ -110,7 +115,7 @@ class TaskCall:
 
     def __init__(
         self,
-        task: Task[..., Any],
+        task: Task,
         run_id: str,
         topic: str,
         name: str,
@@ -153,10 +158,21 @@ class TaskCall:
         from distributed import get_worker
 
         worker = get_worker()
-        box = outbox_for(worker)
+        return self.execute(outbox_for(worker), worker.address, index, deps, soft, args, kwargs)
+
+    def execute(
+        self,
+        box: Outbox,
+        where: str,
+        index: int,
+        deps: list[Any],
+        soft: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """Run item `index` and report through `box`; returns its value or a `Failure`."""
         topic = self.topic
         name = self.name
-        where = worker.address
         options = self.options
         key = f"{name}[{index}]"
 
@@ -166,21 +182,13 @@ class TaskCall:
             message: str = "",
             error_type: str | None = None,
             tb: str | None = None,
-            extra: tuple[Any, ...] | None = None,
+            result: ResultInfo | None = None,
         ) -> None:
-            record = (
-                name,
-                index,
-                state,
-                time.time(),
-                attempt,
-                message,
-                error_type,
-                tb,
-                where,
-                extra,
-            )
-            box.put(topic, record)
+            box.put(
+                topic,
+                Report(name, index, state, time.time(), attempt, where, message, error_type, tb,
+                       result),
+            )  # fmt: skip
 
         for value in deps:
             if type(value) is Failure:
@@ -194,7 +202,7 @@ class TaskCall:
                 report(UPSTREAM_FAILED, 0, str(error), "UpstreamFailed")
                 return Failure(options.name, key, UPSTREAM_FAILED, error)
         if soft:
-            args, kwargs = _unwrap_failures(args, kwargs)
+            args, kwargs = transform((args, kwargs), _failure_value)
 
         cache_key: str | None = None
         stored: StoredResult | None = None
@@ -206,51 +214,46 @@ class TaskCall:
                 report(FAILED, 1, message, type(exc).__name__)
                 return Failure(options.name, key, FAILED, TaskFailed(message, task=options.name))
             if hit:
-                report(CACHED, 0, message, extra=_extra(stored, cache_key))
+                report(CACHED, 0, message, result=_result(stored, cache_key))
                 return value
 
-        policy = options.retry
-        attempt = 1
-        report(RUNNING, attempt)
-        while True:
-            emitter = _LogEmitter(box, self, index, where)
-            token = current_task_run.set(
-                TaskRunContext(self.run_id, key, options.name, attempt, emitter)
-            )
+        emitter = _LogEmitter(box, topic, name, index, where)
+        fn = self.fn
+        plain = options.timeout is None and not options.log_prints
+
+        made = [0]  # the attempt in progress, for the report of a final failure
+
+        def attempt(n: int) -> Any:
+            made[0] = n
+            report(RUNNING, n)
+            token = current_task_run.set(TaskRunContext(self.run_id, key, options.name, n, emitter))
             try:
-                if options.timeout is None and not options.log_prints:
-                    value = self.fn(*args, **kwargs)
-                else:
-                    value = _run_guarded(self.fn, args, kwargs, options)
+                value = fn(*args, **kwargs) if plain else run_guarded(fn, args, kwargs, options)
                 _check_picklable(value, options.name)
-                stored = self._store(index, value, cache_key)
-            except BaseException as exc:  # every failure becomes a state
-                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                    raise
-                if policy.should_retry(exc, attempt - 1):
-                    delay = policy.delay(attempt, random.random())
-                    report(
-                        RETRYING,
-                        attempt,
-                        f"{error_text(exc)} (retry {attempt}/{policy.retries} in {delay:.2f}s)",
-                        type(exc).__name__,
-                    )
-                    if delay:
-                        time.sleep(delay)
-                    attempt += 1
-                    report(RUNNING, attempt)
-                    continue
-                state = TIMED_OUT if isinstance(exc, TaskTimeout) else FAILED
-                tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-                report(state, attempt, error_text(exc), type(exc).__name__, tb)
-                return Failure(options.name, key, state, _portable(exc, options.name, self.run_id))
+                return value, n, self._store(index, value, cache_key)
             finally:
                 current_task_run.reset(token)
-            report(COMPLETED, attempt, extra=_extra(stored, cache_key))
-            return value
+
+        def retrying(n: int, exc: Exception, delay: float) -> None:
+            message = f"{error_text(exc)} (retry {n}/{options.retry.retries} in {delay:.2f}s)"
+            report(RETRYING, n, message, type(exc).__name__)
+
+        try:
+            value, n, stored = run_with_retries(options.retry, attempt, retrying)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # every other failure becomes a state
+            state = TIMED_OUT if isinstance(exc, TaskTimeout) else FAILED
+            tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            report(state, made[0] or 1, error_text(exc), type(exc).__name__, tb)
+            return Failure(options.name, key, state, _portable(exc, options.name, self.run_id))
+        report(COMPLETED, n, result=_result(stored, cache_key))
+        return value
 
     def _reuse(self, index: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
         """(hit, value, stored, cache_key, message): a result from an earlier attempt or cache."""
+        from dagflow.engine.results import StoredResult
+
         storage = self.storage
         assert storage is not None
         if self.reuse is not None and index in self.reuse:
@@ -292,12 +295,12 @@ class TaskCall:
         return None
 
 
-def _extra(stored: StoredResult | None, cache_key: str | None) -> tuple[Any, ...] | None:
+def _result(stored: StoredResult | None, cache_key: str | None) -> ResultInfo | None:
     if stored is None and cache_key is None:
         return None
     if stored is None:
-        return (None, None, None, cache_key)
-    return (stored.location, stored.size, stored.serializer, cache_key)
+        return ResultInfo(None, None, None, cache_key)
+    return ResultInfo(stored.location, stored.size, stored.serializer, cache_key)
 
 
 def _rebuild_call(state: dict[str, Any]) -> TaskCall:
@@ -325,70 +328,15 @@ def _load_call(payload: bytes) -> TaskCall:
 class _LogEmitter:
     """Ships a task's log records through the worker's outbox."""
 
-    __slots__ = ("box", "call", "index", "where")
+    __slots__ = ("box", "index", "name", "topic", "where")
 
-    def __init__(self, box: Any, call: TaskCall, index: int, where: str) -> None:
+    def __init__(self, box: Outbox, topic: str, name: str, index: int, where: str) -> None:
         self.box = box
-        self.call = call
+        self.topic = topic
+        self.name = name
         self.index = index
         self.where = where
 
     def __call__(self, level: int, message: str) -> None:
-        self.box.put(
-            self.call.topic,
-            ("log", self.call.name, self.index, level, time.time(), message, self.where),
-        )
-
-
-def _run_guarded(
-    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], options: TaskOptions
-) -> Any:
-    """Run `fn` capturing prints and/or under a timeout (in a helper thread)."""
-    if options.timeout is None:
-        with printing.capture(options.log_prints):
-            return fn(*args, **kwargs)
-    outcome: list[Any] = []
-
-    def target() -> None:
-        try:
-            with printing.capture(options.log_prints):
-                outcome.append((True, fn(*args, **kwargs)))
-        except BaseException as exc:
-            outcome.append((False, exc))
-
-    ctx = contextvars.copy_context()
-    thread = threading.Thread(
-        target=ctx.run, args=(target,), name=f"dagflow-{options.name}", daemon=True
-    )
-    thread.start()
-    thread.join(options.timeout)
-    if thread.is_alive() or not outcome:
-        raise TaskTimeout(
-            f"task {options.name!r} timed out after {options.timeout:g}s "
-            "(its thread keeps running until the function returns; its result is discarded)",
-            task=options.name,
-        )
-    ok, value = outcome[0]
-    if ok:
-        return value
-    raise value
-
-
-def _unwrap_failures(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
-    """Replace each failed upstream received through `allow_failure` with its exception."""
-
-    def swap(value: Any) -> Any:
-        kind = type(value)
-        if kind is Failure:
-            return value.error
-        if kind is list:
-            return [swap(v) for v in value]
-        if kind is tuple:
-            return tuple(swap(v) for v in value)
-        if kind is dict:
-            return {k: swap(v) for k, v in value.items()}
-        if kind is set:
-            return {swap(v) for v in value}
-        return value
-
-    return swap(args), swap(kwargs)
+        record = LogReport(self.name, self.index, level, time.time(), message, self.where)
+        self.box.put(self.topic, log_wire(record))

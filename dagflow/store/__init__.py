@@ -5,44 +5,55 @@ open_store(url)  ->  Store  ── database.py   engine, version check, Alembic 
                            ├── writer.py     StoreWriter: the batched EventSink (background thread)
                            ├── reader.py     FlowRun values back, run ids by prefix
                            ├── crashes.py    stale heartbeat -> CRASHED, recorded on read
-                           └── resume.py     what resume and caching need from the engine's side
+                           └── resume.py     what resume needs: the run reopened, task outcomes
 ```
 
-The default database is `DAGFLOW_DATABASE_URL`, else SQLite at `DAGFLOW_HOME/dagflow.db`
-(`settings.py`). `default_sink()` is the process-wide writer for it, created on first use and
-flushed at interpreter exit. Times are floats, seconds since the epoch (UTC), throughout.
+The database is `DAGFLOW_DATABASE_URL`, else SQLite at `DAGFLOW_HOME/dagflow.db` (`settings.py`).
+Only the driver opens it (a worker never imports this package). Rows never leave: every method
+returns `dagflow.core` values or small frozen records. Times are floats, seconds since the epoch
+(UTC), throughout. No click, rich or HTTP here: the CLI and the server call these methods.
 """
 
 from __future__ import annotations
 
-import atexit
 import threading
+from dataclasses import dataclass
 
+from sqlalchemy import func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
 from dagflow.core.runs import FlowRun, LogEvent
 from dagflow.core.states import StateType
 from dagflow.errors import StoreError
+from dagflow.settings import Settings
 from dagflow.store import database, resume
 from dagflow.store.database import SchemaStatus, driver_reason
 from dagflow.store.reader import Reader
-from dagflow.store.resume import CachedResult, ReopenedRun, TaskOutcome
+from dagflow.store.resume import ReopenedRun, TaskOutcome
+from dagflow.store.schema import flow_runs, flows, logs, task_runs
 from dagflow.store.settings import StoreSettings, display_url, load_settings
 from dagflow.store.writer import StoreWriter
 
 __all__ = [
-    "CachedResult",
+    "DatabaseInfo",
     "ReopenedRun",
     "Store",
     "StoreWriter",
     "TaskOutcome",
-    "default_sink",
-    "default_store",
-    "get_flow_run",
-    "list_flow_runs",
     "open_store",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseInfo:
+    """Where a database is, its schema revision, and how many rows it holds per table."""
+
+    url: str
+    backend: str
+    revision: str | None
+    head: str
+    counts: dict[str, int]
 
 
 class Store:
@@ -72,6 +83,8 @@ class Store:
                 )
             return self._writer
 
+    # ------------------------------------------------------------------ reading runs
+
     def get_flow_run(self, ref: str) -> FlowRun:
         return self.reader.get_flow_run(ref)
 
@@ -80,12 +93,28 @@ class Store:
     ) -> list[FlowRun]:
         return self.reader.list_flow_runs(flow, state, limit)
 
+    def resolve(self, ref: str) -> str:
+        """The full id of the run named by `ref` (an id or a unique prefix of one)."""
+        return self.reader.resolve(ref)
+
+    def run_state(self, run_id: str) -> StateType | None:
+        """A run's current state (crash detection applied), or None if there is no such run."""
+        self.reader.detect_crashes([run_id])
+        with self.reader.connect() as conn:
+            state = conn.scalar(select(flow_runs.c.state).where(flow_runs.c.id == run_id))
+        return StateType(state) if state is not None else None
+
     def logs(self, ref: str, task: str | None = None) -> list[LogEvent]:
         run_id = self.reader.resolve(ref)
         return [ev for _, ev in self.reader.logs(run_id, task)]
 
-    def resolve(self, ref: str) -> str:
-        return self.reader.resolve(ref)
+    def logs_after(
+        self, run_id: str, task: str | None = None, after: int = 0
+    ) -> list[tuple[int, LogEvent]]:
+        """Log records after the one with row id `after`, as (row id, record): for following."""
+        return self.reader.logs(run_id, task, after)
+
+    # ------------------------------------------------------------------ resuming
 
     def reopen_run(self, ref: str) -> ReopenedRun:
         return resume.reopen_run(self.reader, ref)
@@ -93,8 +122,22 @@ class Store:
     def load_task_outcomes(self, run_id: str) -> dict[str, TaskOutcome]:
         return resume.load_task_outcomes(self.reader, run_id)
 
-    def find_cached(self, cache_key: str, not_before: float | None = None) -> CachedResult | None:
-        return resume.find_cached(self.reader, cache_key, not_before)
+    # ------------------------------------------------------------------ the database
+
+    def info(self) -> DatabaseInfo:
+        """The database's location, revision and row counts (counts are 0 before creation)."""
+        counts = dict.fromkeys(("flows", "flow_runs", "task_runs", "logs"), 0)
+        if self.status.current is not None:
+            with self.reader.connect() as conn:
+                for table in (flows, flow_runs, task_runs, logs):
+                    counts[table.name] = conn.scalar(select(func.count()).select_from(table)) or 0
+        return DatabaseInfo(
+            display_url(self.url),
+            self.url.get_backend_name(),
+            self.status.current,
+            self.status.head,
+            counts,
+        )
 
     def close(self, timeout: float | None = 10.0) -> None:
         """Commit what the writer holds (up to `timeout`), then release connections."""
@@ -103,53 +146,15 @@ class Store:
         self.engine.dispose()
 
 
-def open_store(url: str | URL | None = None, *, upgrade: bool = True) -> Store:
+def open_store(
+    url: str | URL | None = None, *, upgrade: bool = True, settings: Settings | None = None
+) -> Store:
     """Open (and, unless `upgrade=False`, create or upgrade) a run history database."""
-    settings = load_settings(url)
+    store_settings = load_settings(url, settings)
     try:
-        return Store(settings, upgrade=upgrade)
+        return Store(store_settings, upgrade=upgrade)
     except DBAPIError as exc:
         raise StoreError(
-            f"cannot open the dagflow database {display_url(settings.url)}: {driver_reason(exc)}"
+            f"cannot open the dagflow database {display_url(store_settings.url)}: "
+            f"{driver_reason(exc)}"
         ) from None
-
-
-_defaults: dict[str, Store] = {}
-_defaults_lock = threading.Lock()
-
-
-def default_store() -> Store:
-    """The store of the default database (per URL, so a changed environment is followed)."""
-    settings = load_settings()
-    key = settings.url.render_as_string(hide_password=False)
-    with _defaults_lock:
-        store = _defaults.get(key)
-        if store is None:
-            store = _defaults[key] = Store(settings)
-        return store
-
-
-def default_sink() -> StoreWriter:
-    """The process-wide writer into the default database, created on first use."""
-    return default_store().writer
-
-
-def get_flow_run(ref: str) -> FlowRun:
-    """A recorded flow run by id or unique id prefix, with task runs and `logs()`."""
-    return default_store().get_flow_run(ref)
-
-
-def list_flow_runs(
-    flow: str | None = None, state: StateType | str | None = None, limit: int = 50
-) -> list[FlowRun]:
-    """Recorded flow runs, newest first."""
-    return default_store().list_flow_runs(flow, state, limit)
-
-
-@atexit.register
-def _close_defaults() -> None:
-    with _defaults_lock:
-        stores = list(_defaults.values())
-        _defaults.clear()
-    for store in stores:
-        store.close(timeout=10.0)

@@ -1,11 +1,9 @@
-"""What the engine asks of the store to resume a run and to reuse cached results.
+"""What the runtime asks of the store to resume a run.
 
 - `reopen_run(ref)`: the run to resume must exist and have ended FAILED, TIMED_OUT, CRASHED or
   CANCELLED (crash detection runs first, so a run whose driver died qualifies); returns its flow
   and recorded parameters.
 - `load_task_outcomes(run_id)`: every task run's state, result location and cache key, by key.
-- `find_cached(cache_key, not_before)`: the newest completed task run with that cache key and a
-  persisted result, ended at or after `not_before`.
 """
 
 from __future__ import annotations
@@ -48,16 +46,6 @@ class ReopenedRun:
     attempts: int
 
 
-@dataclass(frozen=True, slots=True)
-class CachedResult:
-    """A completed task run whose persisted result can stand in for running the task again."""
-
-    run_id: str
-    task_key: str
-    result_location: str
-    ended: float
-
-
 def reopen_run(reader: Reader, ref: str) -> ReopenedRun:
     run_id = reader.resolve(ref)
     reader.detect_crashes([run_id])
@@ -98,25 +86,3 @@ def load_task_outcomes(reader: Reader, run_id: str) -> dict[str, TaskOutcome]:
             )
             for row in conn.execute(query)
         }
-
-
-def find_cached(reader: Reader, cache_key: str, not_before: float | None) -> CachedResult | None:
-    query = (
-        select(
-            task_runs.c.run_id, task_runs.c.task_key, task_runs.c.result_location, task_runs.c.ended
-        )
-        .where(
-            task_runs.c.cache_key == cache_key,
-            task_runs.c.state.in_([StateType.COMPLETED.value, StateType.CACHED.value]),
-            task_runs.c.result_location.is_not(None),
-        )
-        .order_by(task_runs.c.ended.desc())
-        .limit(1)
-    )
-    if not_before is not None:
-        query = query.where(task_runs.c.ended >= not_before)
-    with reader.connect() as conn:
-        row = conn.execute(query).first()
-    if row is None:
-        return None
-    return CachedResult(row.run_id, row.task_key, row.result_location, row.ended)

@@ -16,7 +16,7 @@ from dask_procs import DaskProcesses
 from dagflow import flow, task
 from dagflow.core.runs import StateEvent
 from dagflow.core.states import StateType
-from dagflow.engine.api import run_flow_with
+from dagflow.runtime import run_flow
 
 S = StateType
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -102,7 +102,7 @@ def test_worker_killed_mid_task_reruns_elsewhere_and_history_shows_crash(
     marks.mkdir()
     seen = Recorder()
     thread, out = run_in_thread(
-        run_flow_with,
+        run_flow,
         survives_worker_loss,
         {"marker_dir": str(marks)},
         cluster=dask_procs.address,
@@ -137,9 +137,7 @@ def test_task_that_kills_every_worker_fails_and_the_rest_finishes(
     dask_procs.add_worker(resources="DOOMED=1")
     dask_procs.add_worker(resources="SAFE=1")
     dask_procs.wait_for_workers(3)
-    thread, out = run_in_thread(
-        run_flow_with, one_task_kills_workers, {}, cluster=dask_procs.address
-    )
+    thread, out = run_in_thread(run_flow, one_task_kills_workers, {}, cluster=dask_procs.address)
     thread.join(180)
     assert not thread.is_alive()
     run = out["run"]
@@ -161,7 +159,7 @@ def test_lost_scheduler_ends_the_run_crashed(dask_procs: DaskProcesses, tmp_path
     marks = tmp_path / "marks"
     marks.mkdir()
     thread, out = run_in_thread(
-        run_flow_with, survives_worker_loss, {"marker_dir": str(marks)}, cluster=dask_procs.address
+        run_flow, survives_worker_loss, {"marker_dir": str(marks)}, cluster=dask_procs.address
     )
     wait_for(lambda: any(marks.glob("attempt-*")))
     assert dask_procs.scheduler is not None

@@ -9,16 +9,17 @@ import pytest
 from click.testing import CliRunner
 
 from dagflow import clusters
-from dagflow.cluster_commands import cluster, version_mismatches
+from dagflow.cli import main
+from dagflow.cli.cluster import version_mismatches
 from dagflow.clusters import find_profile, insecure_address_warning, resolve_name
-from dagflow.errors import ClusterError
-from dagflow.profiles import (
+from dagflow.clusters.profiles import (
     AddressProfile,
     ClusterProfile,
     JobqueueProfile,
     LocalProfile,
     load_profile,
 )
+from dagflow.errors import ClusterError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -192,7 +193,7 @@ def test_class_kind_must_be_a_cluster(tmp_path: Path) -> None:
 
 def test_cli_bad_profile_exit_code_2_one_line(tmp_path: Path) -> None:
     path = write(tmp_path, "kind: local\noptions:\n  threads: 2\n")
-    result = CliRunner().invoke(cluster, ["info", str(path)])
+    result = CliRunner().invoke(main, ["cluster", "info", str(path)])
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and str(path) in lines[0] and "options.threads" in lines[0]

@@ -16,7 +16,7 @@ from dask_procs import DaskProcesses, free_port, load_module, write_flow
 from dagflow import clusters
 from dagflow.cli import main
 from dagflow.core.states import StateType
-from dagflow.engine.api import run_flow_with
+from dagflow.runtime import run_flow
 
 pytestmark = pytest.mark.cluster
 
@@ -49,14 +49,14 @@ def assert_ran_remotely(run: object, remote: DaskProcesses) -> None:
 
 def test_by_address(remote: DaskProcesses, tmp_path: Path) -> None:
     module = load_module(write_flow(tmp_path))
-    run = run_flow_with(module.remote_sum, {"n": 4}, cluster=remote.address)
+    run = run_flow(module.remote_sum, {"n": 4}, cluster=remote.address)
     assert_ran_remotely(run, remote)
 
 
 def test_by_profile_path(remote: DaskProcesses, tmp_path: Path) -> None:
     module = load_module(write_flow(tmp_path))
     path = profile_file(tmp_path / "elsewhere", "lab", remote.address)
-    run = run_flow_with(module.remote_sum, {"n": 4}, cluster=str(path))
+    run = run_flow(module.remote_sum, {"n": 4}, cluster=str(path))
     assert_ran_remotely(run, remote)
 
 
@@ -66,7 +66,7 @@ def test_by_profile_name_in_cwd_clusters(
     module = load_module(write_flow(tmp_path))
     profile_file(tmp_path / "clusters", "lab", remote.address)
     monkeypatch.chdir(tmp_path)
-    run = run_flow_with(module.remote_sum, {"n": 4}, cluster="lab")
+    run = run_flow(module.remote_sum, {"n": 4}, cluster="lab")
     assert_ran_remotely(run, remote)
 
 
@@ -77,7 +77,7 @@ def test_by_profile_name_in_dagflow_home(
     profile_file(tmp_path / "home" / "clusters", "homelab", remote.address)
     monkeypatch.setenv("DAGFLOW_HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path / "flows")
-    run = run_flow_with(module.remote_sum, {"n": 4}, cluster="homelab")
+    run = run_flow(module.remote_sum, {"n": 4}, cluster="homelab")
     assert_ran_remotely(run, remote)
 
 
@@ -101,7 +101,7 @@ def test_plain_helper_of_an_uninstalled_flow_file_reaches_the_workers(
 ) -> None:
     """A task calling a plain function of its (not installed) file: the module goes by value."""
     module = load_module(write_flow(tmp_path, helper=True))
-    run = run_flow_with(module.remote_sum, {"n": 4}, cluster=remote.address)
+    run = run_flow(module.remote_sum, {"n": 4}, cluster=remote.address)
     assert_ran_remotely(run, remote)
 
 

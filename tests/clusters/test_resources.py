@@ -11,9 +11,9 @@ from dask_procs import DaskProcesses
 from distributed import Client
 
 from dagflow import ClusterError, flow, task, unmapped
-from dagflow.clusters import missing_resources
 from dagflow.core.states import StateType
-from dagflow.engine.api import run_flow_with
+from dagflow.engine.attempt import missing_resources
+from dagflow.runtime import run_flow
 
 pytestmark = pytest.mark.cluster
 
@@ -72,7 +72,7 @@ def test_missing_resources_reads_the_workers(gpu_cluster: DaskProcesses) -> None
 
 
 def test_gpu_tasks_run_only_on_the_worker_that_declares_gpu(gpu_cluster: DaskProcesses) -> None:
-    run = run_flow_with(gpu_and_cpu, {"n": 6}, cluster=gpu_cluster.address)
+    run = run_flow(gpu_and_cpu, {"n": 6}, cluster=gpu_cluster.address)
     assert run.state is StateType.COMPLETED, run.error
     value = run.result()
     assert value["gpu"] == ["gpu-worker"] * 6
@@ -84,9 +84,7 @@ def test_missing_resource_fails_at_submission_naming_task_and_resource(
 ) -> None:
     out: dict[str, object] = {}
     thread = threading.Thread(
-        target=lambda: out.setdefault(
-            "run", run_flow_with(needs_tpu, {}, cluster=gpu_cluster.address)
-        ),
+        target=lambda: out.setdefault("run", run_flow(needs_tpu, {}, cluster=gpu_cluster.address)),
         daemon=True,
     )
     thread.start()
@@ -124,7 +122,7 @@ def prioritised(log: str) -> int:
 def test_priority_orders_ready_tasks(gpu_cluster: DaskProcesses, tmp_path: Path) -> None:
     # one GPU on one single-threaded worker: the tasks run one by one, in priority order
     log = tmp_path / "order.log"
-    run = run_flow_with(prioritised, {"log": str(log)}, cluster=gpu_cluster.address)
+    run = run_flow(prioritised, {"log": str(log)}, cluster=gpu_cluster.address)
     assert run.state is StateType.COMPLETED, run.error
     order = [line.split()[0] for line in log.read_text().splitlines()]
     assert len(order) == 10

@@ -16,7 +16,7 @@ from dask_procs import DaskProcesses, free_port
 
 from dagflow import clusters, flow, task
 from dagflow.core.states import StateType
-from dagflow.engine.api import run_flow_with
+from dagflow.runtime import run_flow
 
 pytestmark = pytest.mark.cluster
 REPO = Path(__file__).resolve().parents[2]
@@ -99,7 +99,7 @@ def test_shipped_tls_profile_runs_a_flow_over_tls(
     monkeypatch.setenv("DAGFLOW_TLS_KEY", key)
     profile = str(REPO / "clusters" / "remote-tls.yaml")
     try:
-        run = run_flow_with(squares, {"n": 5}, cluster=profile)
+        run = run_flow(squares, {"n": 5}, cluster=profile)
         assert run.state is StateType.COMPLETED, run.error
         assert run.result() == 30
         assert run.cluster_address == address
@@ -116,7 +116,7 @@ def test_dagflow_page_on_a_remote_schedulers_dashboard(dask_procs: DaskProcesses
     dask_procs.start_scheduler(dashboard=True, preload=True)
     dask_procs.add_worker()
     dask_procs.wait_for_workers(1)
-    run = run_flow_with(squares, {"n": 5}, cluster=dask_procs.address)
+    run = run_flow(squares, {"n": 5}, cluster=dask_procs.address)
     assert run.state is StateType.COMPLETED, run.error
     base = f"http://127.0.0.1:{dask_procs.dashboard_port}"
     status, body = get(f"{base}/dagflow/api/runs")
@@ -153,7 +153,7 @@ def test_local_clusters_get_the_dagflow_page(processes: bool, tmp_path: Path) ->
     try:
         handle = clusters.get_cluster(str(path))
         assert handle.dashboard_link and handle.dashboard_link.startswith("http://127.0.0.1:")
-        run = run_flow_with(squares, {"n": 3}, cluster=str(path))
+        run = run_flow(squares, {"n": 3}, cluster=str(path))
         assert run.state is StateType.COMPLETED, run.error
         base = handle.dashboard_link.rsplit("/status", 1)[0]
         status, body = get(f"{base}/dagflow/api/runs?run={run.id}")

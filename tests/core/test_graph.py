@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 
 from dagflow import DefinitionError, FutureMisuse, TaskFuture, allow_failure, task, unmapped
 from dagflow.core.context import FlowRunContext, current_flow_run
-from dagflow.core.graph import Key, RunGraph, key_str, slugify
+from dagflow.core.graph import RunGraph
+from dagflow.core.keys import Key, slugify
+from dagflow.core.keys import key_text as key_str
 from dagflow.core.states import StateType
 
 

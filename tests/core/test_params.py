@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dagflow import DagflowError, DefinitionError, ParameterError, flow
+from dagflow.core.params import parse_parameters
 
 
 @flow
@@ -193,3 +194,42 @@ def test_invalid_parameters_raise_before_the_flow_body_runs() -> None:
     with pytest.raises(ParameterError):
         guarded.run(1, 2)  # type: ignore[call-arg]
     assert ran == []
+
+
+# -- the text forms of a command line or a form: NAME=VALUE pairs and a JSON object ----------------
+
+
+@flow
+def typed(n: int, items: list[int] = [0], name: str = "a", limit: float | None = 1.0) -> None:  # noqa: B006
+    """A flow whose parameters exercise coercion."""
+
+
+def parse(pairs: tuple[str, ...], params_json: str | None = None) -> dict[str, Any]:
+    return parse_parameters(typed.parameters, typed.validate_parameters, pairs, params_json)
+
+
+def test_param_strings_are_coerced_then_json_is_tried() -> None:
+    params = parse(("n=3", "items=[1, 2]", "name=[1]", "limit=null"))
+    assert params == {"n": 3, "items": [1, 2], "name": "[1]", "limit": None}
+
+
+def test_unknown_param_names_the_valid_ones() -> None:
+    with pytest.raises(ParameterError, match=r"unknown parameter 'x' .*valid parameters: n, items"):
+        parse(("x=1",), '{"n": 1}')
+
+
+@pytest.mark.parametrize(
+    ("pairs", "params_json", "words"),
+    [
+        (("n",), None, "--param 'n': expected NAME=VALUE"),
+        ((), "[1, 2]", "--params-json must be a JSON object"),
+        ((), "{oops", "--params-json is not valid JSON"),
+    ],
+)
+def test_malformed_text_is_one_parameter_error(
+    pairs: tuple[str, ...], params_json: str | None, words: str
+) -> None:
+    with pytest.raises(ParameterError) as info:
+        parse(pairs, params_json)
+    assert words in str(info.value)
+    assert info.value.errors

@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from dagflow.errors import StoreError
+from dagflow.errors import SettingsError, StoreError
 from dagflow.store import database, open_store
 from dagflow.store.schema import VERSION_TABLE, metadata
 from dagflow.store.settings import load_settings
@@ -98,7 +98,7 @@ def test_bad_urls_and_settings_are_one_line_errors(monkeypatch: pytest.MonkeyPat
     with pytest.raises(StoreError, match="unsupported database 'mysql'"):
         load_settings("mysql://localhost/x")
     monkeypatch.setenv("DAGFLOW_HEARTBEAT_SECONDS", "soon")
-    with pytest.raises(StoreError, match="DAGFLOW_HEARTBEAT_SECONDS must be a positive number"):
+    with pytest.raises(SettingsError, match="DAGFLOW_HEARTBEAT_SECONDS must be a positive number"):
         load_settings("sqlite://")
 
 

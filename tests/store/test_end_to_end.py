@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-import dagflow.store as store_api
+import dagflow as store_api
 from dagflow import StateType, flow, get_run_logger, task
-from dagflow.engine.api import run_flow_with
+from dagflow.runtime import run_flow
 from dagflow.store import StoreWriter, open_store
 
 pytestmark = pytest.mark.cluster
@@ -45,9 +45,9 @@ def test_a_flow_run_on_local_threads_is_recorded_and_read_back(
     store = open_store(sqlite_url)
     sink = StoreWriter(store.url)
     try:
-        live = run_flow_with(pipeline, {"n": 4}, cluster="local-threads", sinks=[sink])
+        live = run_flow(pipeline, {"n": 4}, cluster="local-threads", sinks=[sink])
         assert live.result() == 12
-        failed = run_flow_with(failing, {"n": 2}, cluster="local-threads", sinks=[sink])
+        failed = run_flow(failing, {"n": 2}, cluster="local-threads", sinks=[sink])
         sink.flush(30)
     finally:
         sink.close(30)

@@ -127,20 +127,3 @@ def test_reopen_run_accepts_only_runs_that_ended_badly(store: Store, writer: Sto
     assert len(outcomes) == 2
     assert {o.state for o in outcomes.values()} == {S.COMPLETED}
     assert {o.name for o in outcomes.values()} == {"work"}
-
-
-def test_find_cached_returns_the_newest_completed_result(store: Store, writer: StoreWriter) -> None:
-    run_id = new_id()
-    record(writer, run_events(run_id, 2))
-    keys = sorted(store.load_task_outcomes(run_id))
-    with store.engine.begin() as conn:
-        for i, key in enumerate(keys):
-            conn.execute(
-                update(task_runs)
-                .where(task_runs.c.task_key == key)
-                .values(cache_key="k1", result_location=f"file:///r/{i}", ended=1000.0 + i)
-            )
-    found = store.find_cached("k1")
-    assert found is not None and found.result_location == "file:///r/1"
-    assert store.find_cached("k1", not_before=2000.0) is None
-    assert store.find_cached("other") is None

@@ -6,26 +6,17 @@ import json
 import sqlite3
 from pathlib import Path
 
-import click
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import text
 
+from dagflow.cli import main as cli
 from dagflow.core.states import StateType
 from dagflow.store import StoreWriter, open_store
-from dagflow.store.commands import register
 from dagflow.store.schema import VERSION_TABLE
 from tests.store.conftest import new_id, run_events
 
 S = StateType
-
-
-@click.group()
-def cli() -> None:
-    """The test's stand-in for the `dagflow` group."""
-
-
-register(cli)
 
 
 @pytest.fixture

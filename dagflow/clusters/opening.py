@@ -1,36 +1,29 @@
-"""Naming and opening Dask clusters: built-in names, profile names or files, scheduler addresses.
+"""Opening Dask clusters: a profile becomes an open `ClusterHandle` (a client, maybe a cluster).
 
-A cluster is named by `local`, `local-threads`, a profile name (a file `NAME.yaml` in `./clusters/`
-or `$DAGFLOW_HOME/clusters/`), a path to a profile file, or a scheduler address (`tcp://host:port`).
-`resolve_name` picks the name (CLI flag, `DAGFLOW_CLUSTER`, the flow's `cluster=`, then `local`);
-`get_cluster` turns it into an open `ClusterHandle`.
-
-A cluster is opened once per Python process and reused by every later run that names it (a notebook
-must not pay a cluster start per run); everything opened here is closed at interpreter exit.
-Local clusters and their dashboards listen on 127.0.0.1 only unless a profile says otherwise.
+`get_cluster(name)` resolves a name (see `names.py`) and opens it: it connects to a scheduler
+address, or starts the cluster a profile describes (`LocalCluster`, SSH, jobqueue, Kubernetes, any
+`Cluster` class), scales it, and connects a client. A cluster is opened once per Python process
+and reused by every later run that names it (a notebook must not pay a cluster start per run);
+everything opened here is closed at interpreter exit. Local clusters and their dashboards listen on
+127.0.0.1 only unless a profile says otherwise. Whatever goes wrong is one `ClusterError` line.
 """
 
 from __future__ import annotations
 
 import atexit
-import functools
 import importlib
 import inspect
 import ipaddress
 import logging
 import os
-import re
-import sys
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from dagflow.errors import ClusterError
-from dagflow.profiles import (
+from dagflow.clusters.names import find_profile
+from dagflow.clusters.profiles import (
     JOBQUEUE_SYSTEMS,
-    PROFILE_SUFFIXES,
     AddressProfile,
     ClassProfile,
     ClusterProfile,
@@ -39,18 +32,12 @@ from dagflow.profiles import (
     LocalProfile,
     SSHProfile,
     _Managed,
-    address_profile,
-    builtin_profile,
-    find_profile_file,
-    load_profile,
 )
+from dagflow.errors import ClusterError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CLUSTER = "local"
-ENV_CLUSTER = "DAGFLOW_CLUSTER"
 DASHBOARD_PRELOAD = "dagflow.dashboard"
-_HOST_PORT = re.compile(r"^[A-Za-z0-9.\-]+:\d{1,5}$|^\[[0-9A-Fa-f:]+\]:\d{1,5}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,36 +71,6 @@ class ClusterHandle:
 
 _open: dict[str, ClusterHandle] = {}
 _lock = threading.Lock()
-
-
-def resolve_name(cli: str | None = None, flow: str | None = None) -> str:
-    """Which cluster to use: the CLI flag, then DAGFLOW_CLUSTER, then the flow's, then local."""
-    for candidate in (cli, os.environ.get(ENV_CLUSTER), flow):
-        if candidate and candidate.strip():
-            return candidate.strip()
-    return DEFAULT_CLUSTER
-
-
-def find_profile(name: str) -> ClusterProfile:
-    """The profile a cluster name stands for (see the module docstring for the lookup order)."""
-    name = name.strip()
-    if "://" in name:
-        return address_profile(name)
-    if name.endswith(PROFILE_SUFFIXES) or os.sep in name or "/" in name:
-        return load_profile(Path(name).expanduser())
-    path = find_profile_file(name)
-    if path is not None:
-        return load_profile(path)
-    builtin = builtin_profile(name)
-    if builtin is not None:
-        return builtin
-    if _HOST_PORT.match(name):
-        return address_profile(f"tcp://{name}")
-    raise ClusterError(
-        f"unknown cluster {name!r}: no profile {name}.yaml in ./clusters or "
-        "$DAGFLOW_HOME/clusters; use 'local', 'local-threads', a profile name or file, "
-        "or a scheduler address such as tcp://127.0.0.1:8786"
-    )
 
 
 def get_cluster(name: str) -> ClusterHandle:
@@ -370,58 +327,6 @@ def _scale(cluster: Any, profile: ClusterProfile) -> None:
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
-
-# ----------------------------------------------------------------------------- queries
-
-
-def missing_resources(client: Any, required: dict[str, float]) -> list[str]:
-    """Names in `required` that no current worker declares with at least that amount."""
-    if not required:
-        return []
-    workers = client.scheduler_info(n_workers=-1).get("workers", {})
-    missing = []
-    for name, amount in required.items():
-        if not any((w.get("resources") or {}).get(name, 0) >= amount for w in workers.values()):
-            missing.append(name)
-    return missing
-
-
-def ship_by_value(fn: Any) -> bool:
-    """Make cloudpickle send `fn`'s own package by value when no installed distribution has it.
-
-    The scheduler (which unpickles the graph) and the workers can then run a flow from a file or
-    a notebook-side module they do not have; an installed package is sent by reference as usual.
-    Returns whether the package is (now) sent by value. Cheap after the first call.
-    """
-    module_name = getattr(fn, "__module__", None)
-    if not module_name or module_name == "__main__":
-        return False
-    top = module_name.partition(".")[0]
-    if top in _by_value:
-        return True
-    if top in sys.stdlib_module_names or top in _installed_packages():
-        return False
-    module = sys.modules.get(top)
-    if module is None:
-        return False
-    import cloudpickle
-
-    cloudpickle.register_pickle_by_value(module)
-    _by_value.add(top)
-    log.debug("sending module %s to the cluster by value (not installed)", top)
-    return True
-
-
-_by_value: set[str] = set()
-
-
-@functools.cache
-def _installed_packages() -> frozenset[str]:
-    """Top-level names provided by installed distributions (editable installs included)."""
-    import importlib.metadata
-
-    return frozenset(importlib.metadata.packages_distributions())
 
 
 def close(name: str) -> None:

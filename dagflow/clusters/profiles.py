@@ -37,6 +37,7 @@ from pydantic import (
     model_validator,
 )
 
+from dagflow import settings
 from dagflow.errors import ClusterError
 
 KINDS = ("local", "address", "ssh", "jobqueue", "kubernetes", "class")
@@ -251,8 +252,7 @@ def address_profile(address: str) -> ClusterProfile:
 
 def profile_dirs() -> list[Path]:
     """Where profile names are looked up: ./clusters, then $DAGFLOW_HOME/clusters."""
-    home = Path(os.environ.get("DAGFLOW_HOME") or Path.home() / ".dagflow")
-    return [Path.cwd() / "clusters", home / "clusters"]
+    return [Path.cwd() / "clusters", settings.load().home / "clusters"]
 
 
 def find_profile_file(name: str) -> Path | None:

@@ -27,9 +27,9 @@ from click.testing import CliRunner, Result
 from rich.console import Console
 
 import dagflow as package
-from dagflow import StateType, flow
-from dagflow.cli import BadInput, main, parse_params
-from dagflow.cli_progress import RunProgress
+from dagflow import StateType
+from dagflow.cli import main
+from dagflow.cli.progress import RunProgress
 from dagflow.core.runs import FlowRunStarted, StateEvent
 
 Invoke = Callable[..., Result]
@@ -344,22 +344,7 @@ def test_run_help_documents_parameters_and_exit_codes(invoke: Invoke, tmp_path: 
     assert "130 cancelled" in result.stdout
 
 
-# ---------------------------------------------------------------- in-process: params, counts
-
-
-@flow
-def typed(n: int, items: list[int] = [0], name: str = "a", limit: float | None = 1.0) -> None:  # noqa: B006
-    """A flow whose parameters exercise coercion."""
-
-
-def test_param_strings_are_coerced_then_json_is_tried() -> None:
-    params = parse_params(typed, ("n=3", "items=[1, 2]", "name=[1]", "limit=null"), None)
-    assert params == {"n": 3, "items": [1, 2], "name": "[1]", "limit": None}
-
-
-def test_unknown_param_names_the_valid_ones() -> None:
-    with pytest.raises(BadInput, match=r"unknown parameter 'x' .*valid parameters: n, items"):
-        parse_params(typed, ("x=1",), '{"n": 1}')
+# ---------------------------------------------------------------- in-process: counts
 
 
 def _state(key: str | None, to: StateType, frm: StateType | None = None) -> StateEvent:

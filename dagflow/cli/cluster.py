@@ -18,27 +18,16 @@ from typing import Any
 import click
 
 from dagflow.clusters import ClusterHandle, find_profile, open_profile
+from dagflow.clusters.profiles import LocalProfile
 from dagflow.errors import ClusterError
-from dagflow.profiles import LocalProfile
 
 # Packages the workers must have for dagflow to run there at all.
 WORKER_NEEDS = ("dagflow", "cloudpickle", "dask", "distributed")
 
 
-class ClusterProblem(click.ClickException):
-    """A cluster could not be named, started or reached: one line, exit code 2."""
-
-    exit_code = 2
-
-
 def _quiet_port_warning() -> None:
     # distributed warns when the dashboard's default port is taken; the link printed is right.
     warnings.filterwarnings("ignore", message=r"Port \d+ is already in use", category=UserWarning)
-
-
-def register(main: click.Group) -> None:
-    """Add `cluster start` and `cluster info` to the `dagflow` command."""
-    main.add_command(cluster)
 
 
 @click.group(help="Start a cluster from a profile, or look at a running one.")
@@ -54,30 +43,28 @@ def cluster() -> None:
 @click.option("--port", type=click.IntRange(0, 65535), help="Scheduler port (local profiles).")
 def start(profile: str, port: int | None) -> None:
     _quiet_port_warning()
-    try:
-        spec = find_profile(profile)
-        if not spec.creates_cluster:
-            raise ClusterError(
-                f"{spec.source}: connects to an existing scheduler; nothing to start "
-                f"(see it with: dagflow cluster info {profile})"
-            )
-        if port is not None:
-            if not isinstance(spec, LocalProfile):
-                raise ClusterError(f"--port applies to local profiles, not kind {spec.kind!r}")
-            options = spec.options.model_copy(update={"scheduler_port": port})
-            source = spec.source
-            spec = spec.model_copy(update={"options": options})
-            spec._source = source
-        handle = open_profile(spec, profile)
-    except ClusterError as exc:
-        raise ClusterProblem(str(exc)) from None
+    spec = find_profile(profile)
+    if not spec.creates_cluster:
+        raise ClusterError(
+            f"{spec.source}: connects to an existing scheduler; nothing to start "
+            f"(see it with: dagflow cluster info {profile})"
+        )
+    if port is not None:
+        if not isinstance(spec, LocalProfile):
+            raise ClusterError(f"--port applies to local profiles, not kind {spec.kind!r}")
+        options = spec.options.model_copy(update={"scheduler_port": port})
+        source = spec.source
+        spec = spec.model_copy(update={"options": options})
+        spec._source = source
+    handle = open_profile(spec, profile)
     try:
         _announce(handle)
         _wait_for_stop()
     finally:
         click.echo("stopping the cluster ...", err=True)
         handle.client.close()
-        handle.cluster.close()
+        if handle.cluster is not None:
+            handle.cluster.close()
 
 
 def _announce(handle: ClusterHandle) -> None:
@@ -112,10 +99,7 @@ def _wait_for_stop() -> None:
 @click.argument("name")
 def info(name: str) -> None:
     _quiet_port_warning()
-    try:
-        handle = open_profile(find_profile(name), name)
-    except ClusterError as exc:
-        raise ClusterProblem(str(exc)) from None
+    handle = open_profile(find_profile(name), name)
     try:
         _show(handle)
     finally:

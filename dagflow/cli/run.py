@@ -1,0 +1,205 @@
+"""`dagflow run`, `resume` and `inspect`: run a flow with live progress, or look at one.
+
+A run ends with its state, counts and return value; the exit code says how it ended: 0 completed,
+1 failed or crashed, 2 a mistake in what was given (file, flow, parameters, cluster), 130
+cancelled (Ctrl-C). Everything that can be checked before the run starts is checked first.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import reprlib
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from dagflow import runtime
+from dagflow.cli.loading import load_flow
+from dagflow.cli.output import one_line
+from dagflow.cli.progress import Counts, RunProgress, setup_logging
+from dagflow.clusters.names import resolve_name
+from dagflow.core.flow import FlowDefinition
+from dagflow.core.params import parse_parameters
+from dagflow.core.runs import FlowRun
+from dagflow.core.states import StateType
+from dagflow.errors import DagflowError, UsageError
+
+Flow = FlowDefinition[..., Any]
+EXIT_COMPLETED, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+
+_result_repr = reprlib.Repr()
+_result_repr.maxstring = 200
+_result_repr.maxother = 200
+_result_repr.maxlist = _result_repr.maxtuple = _result_repr.maxdict = _result_repr.maxset = 20
+
+
+RUN_HELP = """Run a flow from a file or a module and show its progress.
+
+\b
+TARGET is FILE.py:FLOW or module.name:FLOW; FLOW is the variable name of the
+@flow (or its name=). ":FLOW" may be left out when the file defines one flow.
+
+\b
+Parameters:
+  --param NAME=VALUE   repeatable. VALUE is a string that the flow's parameter
+                       model coerces ("3" for an int becomes 3, "true" a bool).
+                       If the string does not validate and VALUE is JSON, the
+                       JSON value is used instead: --param 'xs=[1,2]',
+                       --param 'opts={"a": 1}', --param 'limit=null'.
+  --params-json JSON   a JSON object of parameters; --param entries override it.
+Unknown names are rejected, listing the flow's parameters.
+
+\b
+Exit codes: 0 completed, 1 failed or crashed, 2 bad usage or parameters,
+130 cancelled (Ctrl-C cancels the run's tasks and ends it CANCELLED).
+"""
+
+
+@click.command(help=RUN_HELP)
+@click.argument("target", metavar="TARGET")
+@click.option("--param", "-p", "pairs", multiple=True, metavar="NAME=VALUE", help="A parameter.")
+@click.option("--params-json", metavar="JSON", help="Parameters as a JSON object.")
+@click.option(
+    "--cluster",
+    metavar="NAME",
+    help="local, local-threads, a profile name (./clusters/NAME.yaml) or file, or tcp://host:port "
+    "(default: $DAGFLOW_CLUSTER, else the flow's cluster=, else local).",
+)
+@click.pass_context
+def run(
+    ctx: click.Context,
+    target: str,
+    pairs: tuple[str, ...],
+    params_json: str | None,
+    cluster: str | None,
+) -> None:
+    def start(flow: Flow, progress: RunProgress) -> FlowRun:
+        params = parse_parameters(flow.parameters, flow.validate_parameters, pairs, params_json)
+        return runtime.run_flow(flow, params, cluster=cluster, sinks=[progress])
+
+    _execute(ctx, lambda: load_flow(target), start, cluster)
+
+
+@click.command("resume")
+@click.argument("run_ref", metavar="RUN")
+@click.option("--force", is_flag=True, help="Resume even if the flow's graph changed since.")
+@click.option(
+    "--flow",
+    "target",
+    metavar="TARGET",
+    help="FILE.py:FLOW to load (default: where the run's flow was loaded from).",
+)
+@click.option("--cluster", metavar="NAME", help="The cluster to run on (as for `dagflow run`).")
+@click.pass_context
+def resume_command(
+    ctx: click.Context, run_ref: str, force: bool, target: str | None, cluster: str | None
+) -> None:
+    """Finish a FAILED, CRASHED or CANCELLED run under its id, with its recorded parameters,
+    reusing every task whose result was persisted. RUN is a run id or a unique prefix of it."""
+
+    def locate() -> Flow:
+        recorded = runtime.get_flow_run(run_ref)
+        entrypoint = target or recorded.entrypoint
+        if not entrypoint:
+            raise UsageError(
+                f"run {recorded.id} does not say where its flow came from; "
+                "name it with --flow FILE.py:FLOW"
+            )
+        return load_flow(entrypoint)
+
+    def start(flow: Flow, progress: RunProgress) -> FlowRun:
+        return runtime.resume(flow, run_ref, force=force, cluster=cluster, sinks=[progress])
+
+    _execute(ctx, locate, start, cluster)
+
+
+def _execute(
+    ctx: click.Context,
+    locate: Callable[[], Flow],
+    start: Callable[[Flow, RunProgress], FlowRun],
+    cluster: str | None,
+) -> None:
+    """Load the flow, run it with a progress display, report, and exit with the run's code."""
+    # distributed warns when the dashboard's default port is taken; the link we print is right.
+    warnings.filterwarnings("ignore", message=r"Port \d+ is already in use", category=UserWarning)
+    progress: RunProgress | None = None
+    try:
+        flow = locate()
+        console = Console(highlight=False)
+        live = console.is_terminal
+        setup_logging(console, live=live)
+        cluster_name = resolve_name(cluster, flow.options.cluster)
+        progress = RunProgress(console, live=live, cluster=cluster_name)
+        with progress:
+            flow_run = start(flow, progress)
+    except KeyboardInterrupt:
+        run_id = progress.run_id if progress is not None else None
+        click.echo(f"Cancelled: run {run_id} interrupted" if run_id else "Cancelled", err=True)
+        ctx.exit(EXIT_CANCELLED)
+    ctx.exit(_report(progress, flow_run))
+
+
+def _report(progress: RunProgress, flow_run: FlowRun) -> int:
+    """Print how the run ended; return the exit code."""
+    counts: Counts = progress.counts()
+    took = f" in {flow_run.duration:.2f}s" if flow_run.duration is not None else ""
+    progress.echo(f"run {flow_run.id} {flow_run.state}{took}: {counts.text()}")
+    if flow_run.state.is_success:
+        try:
+            progress.echo(f"result: {_result_repr.repr(flow_run.result())}")
+        except DagflowError as exc:
+            progress.echo(f"result: not available ({one_line(str(exc))})")
+        return EXIT_COMPLETED
+    message = one_line(flow_run.error or "no error recorded")
+    if flow_run.state is StateType.CANCELLED:
+        click.echo(f"Cancelled: {message}", err=True)
+        return EXIT_CANCELLED
+    click.echo(f"Error: flow run {flow_run.id} ended {flow_run.state}: {message}", err=True)
+    cause = flow_run._exception
+    if isinstance(cause, DagflowError) and cause.exit_code == EXIT_USAGE:
+        return EXIT_USAGE  # the run stopped on a mistake of the user's (definition, storage)
+    return EXIT_FAILED
+
+
+@click.command("inspect")
+@click.argument("target", metavar="TARGET")
+@click.option("--json", "as_json", is_flag=True, help="Print only the parameters' JSON schema.")
+def inspect_command(target: str, as_json: bool) -> None:
+    """Show a flow's parameters and their JSON schema (TARGET as for `run`)."""
+    flow = load_flow(target)
+    schema = flow.parameters_schema()
+    if as_json:
+        click.echo(json.dumps(schema, indent=2))
+        return
+    console = Console(highlight=False)
+    console.print(f"flow: {flow.name}", markup=False)
+    console.print(f"version: {flow.version or '-'}", markup=False)
+    console.print(f"description: {flow.description or '-'}", markup=False)
+    table = Table("name", "type", "default", "required", title="parameters", title_justify="left")
+    model = flow.parameters
+    fields = model.model.model_fields
+    for name, param in model.signature.parameters.items():
+        if name == model.var_keyword:
+            row = [f"**{name}", "any", "", "no (extra names accepted)"]
+        else:
+            required = param.default is inspect.Parameter.empty
+            default = "" if required else _result_repr.repr(param.default)
+            row = [name, _type_text(fields[name].annotation), default, "yes" if required else "no"]
+        table.add_row(*(Text(cell) for cell in row))  # Text: `list[int]` is not markup
+    console.print(table)
+    console.print("JSON schema:", markup=False)
+    console.print(json.dumps(schema, indent=2), markup=False, soft_wrap=True)
+
+
+def _type_text(annotation: Any) -> str:
+    if annotation is Any:
+        return "any"
+    if type(annotation) is type:
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")

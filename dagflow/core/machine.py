@@ -1,0 +1,392 @@
+"""The run machine: what happened on the cluster, in; the state events to record, out.
+
+`RunState` holds one flow run's record (its `FlowRun` and `TaskRun`s) and is the only place that
+decides about states. Each stimulus (a wave submitted, reports from workers, a worker lost, a
+Dask future that erred, a cancellation) goes in; out come the `StateEvent`s and `LogEvent`s to
+record and the task runs that reached their end. It does no I/O, reads no clock and takes no
+lock: times come in with the stimuli, the engine calls it from one thread at a time. That is how
+it is tested, without a cluster (in the style of distributed's worker state machine).
+
+What it decides:
+
+- **Duplicates and stale reports.** A report of a transition already recorded (same task,
+  attempt and state) is dropped; so is a report about a task whose end is already recorded
+  (cancelled, failed in Dask) or about a key this run never submitted. Neither is an error.
+- **Attempt numbers**, in one place: a worker counts the attempts of one execution (1, 2, ... with
+  its retries); the machine adds what earlier executions used (a lost worker's attempt, the
+  attempts of a run being resumed), so recorded attempts only grow.
+- **Lost workers.** A task RUNNING on a worker that is lost (the scheduler says so, or the task
+  reports RUNNING from another worker) gets a CRASHED attempt; Dask runs it again and its next
+  report continues from there. A task lost before its first report is CRASHED from PENDING.
+- **Upstream blame.** A task whose Dask future erred because of another key is UPSTREAM_FAILED.
+- **The verdict.** A flow attempt completes unless a task failure went unhandled (neither seen
+  by the body through `.result()` nor passed on through `allow_failure`); its message and root
+  cause name the first failure that was not only an upstream's.
+
+Anything else that breaks the transition table is a bug in dagflow: `InvalidTransition` raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from dagflow.core.runs import FlowRun, LogEvent, StateEvent, TaskRun
+from dagflow.core.states import StateType, Transition, next_state
+
+if TYPE_CHECKING:
+    from dagflow.core.graph import Call
+
+S = StateType
+WORKER_LOST = "WorkerLost"
+
+
+class ResultInfo(NamedTuple):
+    """Where a task's result was written, and under which cache key."""
+
+    location: str | None
+    size: int | None
+    serializer: str | None
+    cache_key: str | None
+
+
+class Report(NamedTuple):
+    """A task's state change, as the wrapper on a worker reports it.
+
+    `attempt` counts the attempts of this execution on the worker, from 1 (0 for a task that did
+    not run: CACHED, UPSTREAM_FAILED). On the wire it travels as a plain list of its fields.
+    """
+
+    name: str
+    item: int  # the key's index
+    state: str
+    time: float
+    attempt: int
+    worker: str
+    message: str = ""
+    error_type: str | None = None
+    traceback: str | None = None
+    result: ResultInfo | None = None
+
+
+class LogReport(NamedTuple):
+    """A log record emitted inside a task, as the wrapper on a worker reports it."""
+
+    name: str
+    item: int
+    level: int
+    time: float
+    message: str
+    worker: str
+
+
+def parse_report(record: Sequence[Any]) -> Report | LogReport:
+    """A report from its wire form: a `LogReport` starts with the tag "log"."""
+    if record[0] == "log":
+        return LogReport(*record[1:])
+    report = Report(*record)
+    if report.result is not None and type(report.result) is not ResultInfo:
+        report = report._replace(result=ResultInfo(*report.result))
+    return report
+
+
+def log_wire(report: LogReport) -> tuple[Any, ...]:
+    """A `LogReport`'s wire form (see `parse_report`)."""
+    return ("log", *report)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one stimulus produced: events to record, and task runs that reached their end."""
+
+    events: list[StateEvent | LogEvent] = field(default_factory=list)
+    finished: list[TaskRun] = field(default_factory=list)
+
+    def extend(self, other: Outcome) -> None:
+        self.events.extend(other.events)
+        self.finished.extend(other.finished)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """How a flow attempt ended, judged from its task runs."""
+
+    state: StateType
+    message: str = ""
+    root: TaskRun | None = None  # the failure the run reports
+
+
+@dataclass(slots=True)
+class _Task:
+    """The machine's bookkeeping of one task run, beside its `TaskRun`."""
+
+    run: TaskRun
+    offset: int = 0  # attempts used by earlier executions (lost workers, earlier runs)
+    lost_worker: str | None = None  # set while a lost attempt waits for Dask to run it again
+
+
+class RunState:
+    """The state of one flow run, changed only through the stimuli below."""
+
+    def __init__(self, flow_run: FlowRun, prior_attempts: dict[str, int] | None = None) -> None:
+        self.flow_run = flow_run
+        self.run_id = flow_run.id
+        self.attempt = 0  # the flow attempt running now
+        self._tasks: dict[str, _Task] = {}
+        self._prior = prior_attempts or {}  # logical key -> attempts recorded before a resume
+
+    # ------------------------------------------------------------------ the flow run
+
+    def resumed(self, state: StateType, attempts: int, now: float) -> None:
+        """The run is an earlier run being resumed: it starts from its recorded end."""
+        self.flow_run.state = state
+        self.flow_run.history.append(Transition(None, state, now, attempts))
+        self.attempt = attempts
+
+    def flow_transition(self, to: StateType, now: float, message: str = "") -> StateEvent:
+        """Move the flow run itself; an illegal move raises `InvalidTransition`."""
+        fr = self.flow_run
+        current = fr.state if fr.history else None
+        if to.is_final and current is S.CANCELLING:
+            to = S.CANCELLED  # a run being cancelled ends cancelled, whatever else happened
+        next_state(current, to)
+        ev = StateEvent(self.run_id, None, current, to, now, self.attempt, message)
+        fr.history.append(Transition(current, to, now, self.attempt, message))
+        fr.state = to
+        fr.attempts = max(fr.attempts, self.attempt)
+        return ev
+
+    def log(self, level: int, now: float, message: str) -> LogEvent:
+        """A record of the flow body's own logger."""
+        ev = LogEvent(self.run_id, None, None, level, now, message, None)
+        self.flow_run.log_records.append(ev)
+        return ev
+
+    # ------------------------------------------------------------------ submission
+
+    def submitted(self, calls: Sequence[Call], now: float) -> list[StateEvent]:
+        """A wave went to the cluster: each of its tasks is PENDING.
+
+        The hot path of submission (once per task): one `TaskRun` and one event per task, and
+        one `Transition` shared by every PENDING history.
+        """
+        pending = Transition(None, S.PENDING, now, 0, "")
+        run_id = self.run_id
+        task_runs = self.flow_run.task_runs
+        tasks = self._tasks
+        prior = self._prior
+        events: list[StateEvent] = []
+        append = events.append
+        for call in calls:
+            name = call.task.name
+            slug = call.task.slug
+            mapped = call.mapped
+            for key_name, index in call.iter_keys():
+                ks = f"{key_name}[{index}]"
+                map_index = index if mapped else None
+                tr = TaskRun(ks, name, map_index, S.PENDING, history=[pending])
+                task_runs[ks] = tr
+                tasks[ks] = _Task(tr, prior.get(f"{slug}[{index}]", 0) if prior else 0)
+                append(StateEvent(run_id, ks, None, S.PENDING, now, 0, "", name, map_index))
+        return events
+
+    # ------------------------------------------------------------------ reports
+
+    def reports(self, records: Iterable[Report | LogReport]) -> Outcome:
+        """Fold reports from workers, in the order they arrived."""
+        out = Outcome()
+        for record in records:
+            if type(record) is LogReport:
+                ev = self._log_report(record)
+                if ev is not None:
+                    out.events.append(ev)
+            else:
+                assert type(record) is Report
+                self._report(record, out)
+        return out
+
+    def _log_report(self, r: LogReport) -> LogEvent | None:
+        ks = f"{r.name}[{r.item}]"
+        task = self._tasks.get(ks)
+        name = task.run.name if task is not None else r.name
+        ev = LogEvent(self.run_id, ks, name, r.level, r.time, r.message, r.worker)
+        self.flow_run.log_records.append(ev)
+        return ev
+
+    def _report(self, r: Report, out: Outcome) -> None:
+        ks = f"{r.name}[{r.item}]"
+        task = self._tasks.get(ks)
+        if task is None:
+            return  # a key this run never submitted (or one of a finished attempt)
+        tr = task.run
+        to = S(r.state)
+        if task.lost_worker is not None and r.worker == task.lost_worker:
+            return  # a late word from the worker whose attempt was already recorded lost
+        if to is S.RUNNING and tr.state is S.RUNNING and r.worker != tr.worker:
+            # RUNNING again, elsewhere: Dask re-ran the task after its worker was lost.
+            self._crash(task, r.time, f"worker {tr.worker} was lost while running the task", out)
+        attempt = task.offset + r.attempt if r.attempt else max(task.offset, tr.attempts)
+        if _recorded(tr, attempt, to):
+            return  # delivered twice
+        if tr.state.is_final and task.lost_worker is None:
+            return  # the task's end is already recorded (cancelled, failed in Dask)
+        location = size = serializer = cache_key = None
+        if r.result is not None:
+            location, size, serializer, cache_key = r.result
+        ev = StateEvent(
+            self.run_id,
+            ks,
+            tr.state,
+            to,
+            r.time,
+            attempt,
+            r.message,
+            tr.name,
+            tr.map_index,
+            r.worker,
+            r.error_type,
+            r.traceback,
+            location,
+            size,
+            serializer,
+            cache_key,
+        )
+        self._apply(task, ev, out)
+
+    # ------------------------------------------------------------------ what the driver sees
+
+    def worker_lost(self, worker: str, keys: Iterable[str], now: float) -> Outcome:
+        """The scheduler lost `worker` while it was processing `keys`: those attempts CRASHED."""
+        out = Outcome()
+        message = f"worker {worker} was lost while running the task"
+        for key in keys:
+            task = self._tasks.get(key)
+            if task is None or task.lost_worker is not None:
+                continue
+            state = task.run.state
+            if state in (S.RUNNING, S.RETRYING) and task.run.worker in (worker, None):
+                self._crash(task, now, message, out)
+            elif state is S.PENDING:
+                # lost before its first report left the worker: that attempt crashed too
+                task.offset += 1
+                self._crash(task, now, message, out, worker=worker)
+        return out
+
+    def future_erred(
+        self, key: str, blamed: str | None, error_type: str, error: str, now: float
+    ) -> Outcome:
+        """A task's Dask future erred (no report can come): KilledWorker, or its upstream's.
+
+        A task whose last attempt was lost and whose upstream then failed in Dask ends FAILED
+        (a CRASHED attempt cannot be blamed on an upstream).
+        """
+        out = Outcome()
+        task = self._tasks.get(key)
+        if task is None or (task.run.state.is_final and task.lost_worker is None):
+            return out
+        tr = task.run
+        if blamed is not None and blamed != key and tr.state is not S.CRASHED:
+            state, message = S.UPSTREAM_FAILED, f"upstream {blamed} failed: {error}"
+        else:
+            state, message = S.FAILED, f"task {tr.name!r} [{tr.key}] failed in Dask: {error}"
+        self._derive(task, state, now, message, error_type, out)
+        return out
+
+    def read_back(
+        self, key: str, state: StateType, message: str, error_type: str | None, now: float
+    ) -> Outcome:
+        """A task finished but its reports never arrived: its outcome, read from the cluster."""
+        out = Outcome()
+        task = self._tasks.get(key)
+        if task is None or (task.run.state.is_final and task.lost_worker is None):
+            return out
+        if state in (S.COMPLETED, S.FAILED, S.TIMED_OUT) and task.run.state is not S.RUNNING:
+            self._derive(task, S.RUNNING, now, "state read from the cluster", None, out)
+        self._derive(task, state, now, message, error_type, out)
+        return out
+
+    def settle(self, keys: Iterable[str], state: StateType, message: str, now: float) -> Outcome:
+        """At cancellation or timeout: each of `keys` without an end gets `state`.
+
+        A task whose attempt was lost keeps its CRASHED end: it will not run again.
+        """
+        out = Outcome()
+        for key in keys:
+            task = self._tasks.get(key)
+            if task is None or task.run.state.is_final:
+                continue
+            self._derive(task, state, now, message, None, out)
+        return out
+
+    def task_run(self, key: str) -> TaskRun | None:
+        task = self._tasks.get(key)
+        return task.run if task is not None else None
+
+    # ------------------------------------------------------------------ the verdict
+
+    def verdict(self, token: str, handled: set[str]) -> Verdict:
+        """How the flow attempt whose keys carry `token` ended, from its task runs.
+
+        `handled` holds the keys of failures that the body saw (`.result()` raised) or passed on
+        through `allow_failure`. A task that did not run because of a handled failure is still
+        unhandled; the run then reports its root cause.
+        """
+        marker = f"-{token}["
+        this_attempt = [tr for ks, tr in self.flow_run.task_runs.items() if marker in ks]
+        unhandled = [tr for tr in this_attempt if tr.state.is_failure and tr.key not in handled]
+        if not unhandled:
+            return Verdict(S.COMPLETED)
+        causes = [tr for tr in unhandled if tr.state is not S.UPSTREAM_FAILED] or [
+            tr for tr in this_attempt if tr.state.is_failure and tr.state is not S.UPSTREAM_FAILED
+        ]
+        first = causes[0] if causes else unhandled[0]
+        more = f" (and {len(unhandled) - 1} more)" if len(unhandled) > 1 else ""
+        message = f"task {first.name!r} [{first.key}] ended {first.state}: {first.error}{more}"
+        return Verdict(S.FAILED, message, first)
+
+    # ------------------------------------------------------------------ internals
+
+    def _crash(
+        self, task: _Task, now: float, message: str, out: Outcome, worker: str | None = None
+    ) -> None:
+        tr = task.run
+        attempt = max(tr.attempts, task.offset)
+        ev = StateEvent(
+            self.run_id, tr.key, tr.state, S.CRASHED, now, attempt, message, tr.name,
+            tr.map_index, worker or tr.worker, WORKER_LOST,
+        )  # fmt: skip
+        self._apply(task, ev, out, lost=True)
+        task.offset = tr.attempts
+        task.lost_worker = worker or tr.worker or "?"
+
+    def _derive(
+        self,
+        task: _Task,
+        state: StateType,
+        now: float,
+        message: str,
+        error_type: str | None,
+        out: Outcome,
+    ) -> None:
+        tr = task.run
+        ev = StateEvent(
+            self.run_id, tr.key, tr.state, state, now, max(tr.attempts, task.offset), message,
+            tr.name, tr.map_index, error_type=error_type,
+        )  # fmt: skip
+        self._apply(task, ev, out)
+
+    def _apply(self, task: _Task, ev: StateEvent, out: Outcome, lost: bool = False) -> None:
+        tr = task.run
+        next_state(tr.state, ev.to_state)  # raises InvalidTransition: a bug, not a user's input
+        tr.apply(ev)
+        out.events.append(ev)
+        if lost:
+            return
+        task.lost_worker = None
+        if ev.to_state.is_final:
+            out.finished.append(tr)
+
+
+def _recorded(tr: TaskRun, attempt: int, state: StateType) -> bool:
+    return any(step.attempt == attempt and step.to_state is state for step in tr.history)

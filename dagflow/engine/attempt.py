@@ -1,0 +1,321 @@
+"""`FlowAttempt`: one execution of a flow body, and the `Resolver` its futures call back into.
+
+An attempt owns what lives as long as one execution of the body: the run's graph for this attempt
+(its keys carry the attempt's run token), the compiler, the failures the body saw, and whether it
+is being torn down. Task calls in the body add to the graph; `.result()` (or the body's end)
+compiles every pending call into one wave and submits it in one message. When the body is done
+the attempt waits until every task it started has an end (reported by its worker, or derived
+from its Dask future when no report can come), and asks the run machine for its verdict.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Protocol
+
+import dask
+from distributed.client import _wait  # `distributed.wait` insists on a default client
+from distributed.utils import CancelledError
+
+from dagflow.core.context import FlowRunContext, current_flow_run
+from dagflow.core.graph import Call, RunGraph, TaskFuture
+from dagflow.core.keys import key_text, run_token
+from dagflow.core.machine import Outcome, RunState, Verdict
+from dagflow.core.states import StateType
+from dagflow.core.walk import leaves, transform
+from dagflow.engine import printing
+from dagflow.engine.compiler import Compiler
+from dagflow.engine.wrapper import Failure, error_text
+from dagflow.errors import ClusterError, DagflowError, DefinitionError, TaskFailed
+
+if TYPE_CHECKING:
+    from dagflow.core.flow import FlowDefinition
+    from dagflow.engine.compiler import ResumePlan
+    from dagflow.engine.tracker import RunTracker
+
+
+class Run(Protocol):
+    """What an attempt needs of its run (the engine's `FlowRunner` is one)."""
+
+    run_id: str
+    topic: str
+    flow: FlowDefinition[..., Any]
+    parameters: dict[str, Any]
+    tracker: RunTracker
+    client: Any
+    cluster: Any
+    results_url: str
+    resume: ResumePlan | None
+    span: dict[str, tuple[str, ...]]
+
+
+log = logging.getLogger(__name__)
+S = StateType
+
+EVENT_GRACE_SECONDS = 5.0
+
+
+class Cancelled(Exception):
+    """Raised inside the body thread once the run is being cancelled."""
+
+
+class FlowAttempt:
+    """One execution of a flow body on the runner's cluster."""
+
+    def __init__(self, runner: Run, number: int) -> None:
+        self.runner = runner
+        self.run_id = runner.run_id
+        self.tracker = runner.tracker
+        self.lock = runner.tracker.lock
+        self.client = runner.client
+        self.graph = RunGraph(self, run_token(runner.run_id, number))
+        self.compiler = Compiler(
+            runner.run_id,
+            runner.topic,
+            results_url=runner.results_url,
+            persist_all=runner.flow.options.persist_results,
+            resume=runner.resume,
+        )
+        self.observed: set[str] = set()  # failed keys whose error the body saw or allowed
+        self.cancelling = False  # stop submitting: this attempt is being torn down
+
+    # ----------------------------------------------------------------- the body
+
+    def run_body(self, outcome: dict[str, Any]) -> None:
+        """The body thread: run the flow function, then wait for every task it started."""
+        runner = self.runner
+        flow = runner.flow
+        ctx = FlowRunContext(self.run_id, flow.name, self.graph, runner, self.tracker.flow_log)
+        token = current_flow_run.set(ctx)
+        try:
+            args, kwargs = flow.parameters.call_arguments(runner.parameters)
+            with printing.capture(flow.options.log_prints):
+                value = flow.fn(*args, **kwargs)
+            outcome["value"] = self._resolve_return(value)
+            self.await_all()
+        except BaseException as exc:
+            outcome["error"] = exc
+            try:
+                self.await_all()
+            except BaseException:
+                log.debug("waiting for tasks after a body error failed", exc_info=True)
+        finally:
+            current_flow_run.reset(token)
+
+    def verdict(self) -> Verdict:
+        with self.lock:
+            return self.tracker.state.verdict(self.graph.run_token, self.observed)
+
+    def task_error(self, key: str) -> BaseException | None:
+        """The failed task's own exception, fetched from its worker (small: a `Failure`)."""
+        fut = self.tracker.future_for(key)
+        if fut is None:
+            return None
+        try:
+            value = fut.result(timeout=10)
+        except Exception as exc:
+            return exc
+        return value.error if type(value) is Failure else None
+
+    # ----------------------------------------------------------------- Resolver protocol
+
+    def submit_pending(self) -> None:
+        """Compile and submit every pending call as one wave."""
+        with self.lock:
+            if self.cancelling:
+                raise Cancelled("the flow run is being cancelled")
+            calls = self.graph.take_pending()
+            if not calls:
+                return
+            self._check_resources(calls)
+            wave = self.compiler.compile(calls)
+            try:
+                with dask.annotate(span=self.runner.span):
+                    futures = self.client.get(wave.graph, wave.keys, sync=False)
+            except Exception as exc:
+                culprit = self.compiler.find_unpicklable(calls)
+                if culprit:
+                    raise DefinitionError(culprit) from None
+                raise DagflowError(f"submitting tasks to the cluster failed: {exc}") from exc
+            self.tracker.submitted(calls, futures)
+            for call in calls:
+                self.observed.update(key_text(key) for key in call.refs.soft)
+                _forget_arguments(call)
+
+    def _check_resources(self, calls: list[Call]) -> None:
+        """Fail at submission, instead of waiting forever, when no worker has a task's resource."""
+        cluster = self.runner.cluster
+        if cluster.adaptive:
+            return  # an adaptive cluster may start workers that have it
+        needed: dict[str, float] = {}
+        for call in calls:
+            for name, amount in call.task.options.resources:
+                needed[name] = max(needed.get(name, 0.0), amount)
+        if not needed:
+            return
+        missing = set(missing_resources(self.client, needed))
+        for call in calls:
+            for name, amount in call.task.options.resources:
+                if name in missing:
+                    raise ClusterError(
+                        f"task {call.task.name!r} needs resource {name}={amount:g}, which no "
+                        f"worker of the cluster at {cluster.address} declares; start "
+                        f'workers with --resources "{name}={amount:g}"'
+                    )
+
+    def resolve(self, future: TaskFuture[Any], timeout: float | None) -> Any:
+        self._check_owner(future)
+        if future.dask_future is None:
+            self.submit_pending()
+        try:
+            value = future.dask_future.result(timeout=timeout)
+        except Exception as exc:
+            if self.cancelling:
+                raise Cancelled("the flow run is being cancelled") from None
+            if isinstance(exc, CancelledError):
+                raise Cancelled(f"{future!r} was cancelled") from None
+            if isinstance(exc, TimeoutError):
+                raise
+            self.observed.add(key_text(future.key))
+            raise TaskFailed(
+                f"task {future.task_name!r} [{key_text(future.key)}] crashed: {error_text(exc)}",
+                task=future.task_name,
+                run_id=self.run_id,
+                cause=type(exc).__name__,
+            ) from None
+        if type(value) is Failure:
+            self.observed.add(key_text(future.key))
+            raise value.error
+        return value
+
+    def wait_for_future(self, future: TaskFuture[Any], timeout: float | None) -> None:
+        self._check_owner(future)
+        if future.dask_future is None:
+            self.submit_pending()
+        self.client.sync(_wait, [future.dask_future], timeout=timeout)
+
+    def future_state(self, future: TaskFuture[Any]) -> StateType:
+        tr = self.tracker.state.task_run(key_text(future.key))
+        return tr.state if tr is not None else S.PENDING
+
+    def _check_owner(self, future: TaskFuture[Any]) -> None:
+        if future.run_id != self.run_id:
+            raise DefinitionError(f"{future!r} belongs to another flow run")
+
+    def _resolve_return(self, value: Any) -> Any:
+        """The body's return value with every future replaced by its result."""
+        if not any(type(leaf) is TaskFuture for leaf in leaves(value)):
+            return value
+        self.submit_pending()
+        return transform(
+            value, lambda leaf: self.resolve(leaf, None) if type(leaf) is TaskFuture else leaf
+        )
+
+    # ----------------------------------------------------------------- completion
+
+    def await_all(self) -> None:
+        """Submit what is left and wait until every task of this attempt has an end."""
+        self.submit_pending()
+        with self.lock:
+            futures = list(self.tracker.inflight.values())
+        if futures:
+            self.client.sync(_wait, futures)
+        self._settle_errored()
+        deadline = time.monotonic() + EVENT_GRACE_SECONDS
+        with self.tracker.settled:
+            while self._unsettled() and time.monotonic() < deadline and not self.cancelling:
+                self.tracker.settled.wait(0.05)
+        self._reconcile()
+
+    def _unsettled(self) -> list[str]:
+        return [k for k, f in self.tracker.inflight.items() if f.status == "finished"]
+
+    def _settle_errored(self) -> None:
+        """Futures that erred in Dask (a lost worker, KilledWorker) never report: derive."""
+        with self.lock:
+            items = list(self.tracker.inflight.items())
+        erred: list[tuple[str, str | None, str, str]] = []
+        cancelled: list[str] = []
+        for key, fut in items:
+            if fut.status == "error":
+                exc = fut.exception()
+                blamed = getattr(exc, "task", None)
+                blamed_text = key_text(blamed) if isinstance(blamed, tuple) else None
+                erred.append((key, blamed_text, type(exc).__name__, error_text(exc)))
+            elif fut.status == "cancelled":
+                cancelled.append(key)
+        if not (erred or cancelled):
+            return
+
+        def stimulus(st: RunState) -> Outcome:
+            now = time.time()
+            out = st.settle(cancelled, S.CANCELLED, "cancelled", now)
+            for key, blamed, error_type, error in erred:
+                out.extend(st.future_erred(key, blamed, error_type, error, now))
+            return out
+
+        self.tracker.change(stimulus)
+
+    def _reconcile(self) -> None:
+        """Tasks whose final report never arrived: read their outcome from the cluster."""
+        with self.lock:
+            missing = [(k, f) for k, f in self.tracker.inflight.items() if f.status == "finished"]
+        if not missing:
+            return
+        log.warning(
+            "run %s: %d task reports lost; reading their outcome", self.run_id, len(missing)
+        )
+        values = self.client.gather([f for _, f in missing], errors="skip")
+
+        def stimulus(st: RunState) -> Outcome:
+            now = time.time()
+            out = Outcome()
+            for (key, _), value in zip(missing, values, strict=False):
+                if type(value) is Failure:
+                    error = value.error
+                    state, message, kind = S(value.state), error_text(error), type(error).__name__
+                else:
+                    state, message, kind = S.COMPLETED, "state read from the cluster", None
+                out.extend(st.read_back(key, state, message, kind, now))
+            return out
+
+        self.tracker.change(stimulus)
+
+    def settle_remaining(self, state: StateType, message: str) -> None:
+        """At cancellation or timeout: every task without an end gets `state`."""
+        self._settle_errored()
+        with self.lock:
+            keys = list(self.tracker.inflight)
+        if keys:
+            self.tracker.change(lambda st: st.settle(keys, state, message, time.time()))
+
+    def cancel_tasks(self, reason: str) -> None:
+        """Stop submitting, and cancel this attempt's tasks on the cluster."""
+        with self.lock:
+            self.cancelling = True
+            futures = list(self.tracker.inflight.values())
+        if futures:
+            try:
+                self.client.cancel(futures, reason=reason)
+            except Exception:
+                log.debug("cancel failed", exc_info=True)
+
+
+def missing_resources(client: Any, required: dict[str, float]) -> list[str]:
+    """Names in `required` that no current worker declares with at least that amount."""
+    if not required:
+        return []
+    workers = client.scheduler_info(n_workers=-1).get("workers", {})
+    missing = []
+    for name, amount in required.items():
+        if not any((w.get("resources") or {}).get(name, 0) >= amount for w in workers.values()):
+            missing.append(name)
+    return missing
+
+
+def _forget_arguments(call: Call) -> None:
+    """After submission the cluster holds the arguments; drop the driver's references."""
+    call.args = ()
+    call.kwargs = {}
+    call.futures = []
