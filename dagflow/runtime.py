@@ -15,8 +15,8 @@ commands that only read the history stay quick.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from dagflow import settings as dagflow_settings
 from dagflow.core.context import current_flow_run
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from dagflow.store import Store
 
 Flow = FlowDefinition[..., Any]
+T = TypeVar("T")
 _REUSABLE = (StateType.COMPLETED, StateType.CACHED)
 
 
@@ -73,8 +74,12 @@ def run_flow(
     from dagflow.clusters import get_cluster, resolve_name
 
     current = dagflow_settings.load()
-    store = default_store(current)
+    # The run history opens while the cluster starts (its import alone is a fifth of a second,
+    # a cluster start takes seconds): a store that cannot record still stops the run before
+    # anything is submitted.
+    opening = _Background(default_store, current)
     handle = get_cluster(resolve_name(cluster, flow.options.cluster, current.cluster))
+    store = opening.result()
     runner = FlowRunner(
         flow,
         params,
@@ -131,6 +136,28 @@ def resume(
         resume=ResumePlan(reuse=reuse, recorded=recorded, force=force),
         resumed_from=(reopened.state, reopened.attempts),
     )
+
+
+class _Background(Generic[T]):
+    """`fn(*args)` in a thread of its own; `result()` waits for it and returns or raises."""
+
+    def __init__(self, fn: Callable[..., T], *args: Any) -> None:
+        self._outcome: list[Any] = []
+        self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[..., T], args: tuple[Any, ...]) -> None:
+        try:
+            self._outcome.append((True, fn(*args)))
+        except BaseException as exc:
+            self._outcome.append((False, exc))
+
+    def result(self) -> T:
+        self._thread.join()
+        ok, value = self._outcome[0]
+        if not ok:
+            raise value
+        return value
 
 
 # ----------------------------------------------------------------------------- the run history

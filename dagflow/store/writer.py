@@ -43,7 +43,7 @@ FLUSH_INTERVAL = 0.2
 MAX_BACKOFF = 2.0
 EAGER_BATCH = 20_000  # write at once when this many events wait, without waiting the interval
 WRITER_BUSY_TIMEOUT_MS = 1000
-GIVE_UP_AFTER = 5
+GIVE_UP_AFTER = 5  # attempts at a batch failing for a reason other than the connection
 FLOW_COLUMNS = ("name", "version", "created")
 RUN_COLUMNS = (
     "id",
@@ -60,7 +60,7 @@ RUN_COLUMNS = (
     "cluster_address",
     "dashboard_link",
     "entrypoint",
-)  # attempts at a batch failing for a reason other than the connection
+)
 
 
 class StoreWriter:

@@ -40,3 +40,17 @@ def test_a_0001_database_gains_the_entrypoint_column_and_keeps_its_runs(tmp_path
         again.close()
     finally:
         store.close()
+
+
+def test_the_revisions_read_from_the_files_are_alembics() -> None:
+    """Opening a current database reads revisions as text (no Alembic import): they must agree."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from dagflow.store.database import MIGRATIONS, known_revisions
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    script = ScriptDirectory.from_config(config)
+    assert head_revision() == script.get_current_head()
+    assert known_revisions() == {rev.revision for rev in script.walk_revisions()}
