@@ -5,36 +5,83 @@ runs it on a local or remote Dask cluster, and adds retries, timeouts, recorded 
 and validated parameters.
 
 This module is the public surface, and only that: importing it defines nothing and starts
-nothing; the engine, the run history and the clusters load when a flow first runs.
+nothing. Each public name is loaded from its module when first used (PEP 562), so a worker that
+imports dagflow's task wrapper loads none of what it does not run (pydantic, the CLI, the store),
+and `import dagflow` costs a fraction of `import distributed`.
 """
 
 from __future__ import annotations
 
+import importlib as _importlib
+import typing as _typing
+
 __version__ = "0.1.0"
 
-from dagflow.core.graph import TaskFuture, allow_failure, unmapped
-from dagflow.core.runs import FlowRun, LogEvent, StateEvent, TaskRun
-from dagflow.core.states import StateType, Transition
-from dagflow.decorators import Flow, Task, flow, task
-from dagflow.engine.caching import CacheContext, inputs_hash
-from dagflow.engine.logs import get_run_logger
-from dagflow.errors import (
-    ClusterError,
-    DagflowError,
-    DefinitionError,
-    FlowCancelled,
-    FlowFailed,
-    FlowTimeout,
-    FutureMisuse,
-    InvalidTransition,
-    ParameterError,
-    SettingsError,
-    StoreError,
-    TaskFailed,
-    TaskTimeout,
-    UpstreamFailed,
-)
-from dagflow.runtime import get_flow_run, list_flow_runs
+if _typing.TYPE_CHECKING:
+    from dagflow.core.graph import TaskFuture, allow_failure, unmapped
+    from dagflow.core.runs import FlowRun, LogEvent, StateEvent, TaskRun
+    from dagflow.core.states import StateType, Transition
+    from dagflow.decorators import Flow, Task, flow, task
+    from dagflow.engine.caching import CacheContext, inputs_hash
+    from dagflow.engine.logs import get_run_logger
+    from dagflow.errors import (
+        ClusterError,
+        DagflowError,
+        DefinitionError,
+        FlowCancelled,
+        FlowFailed,
+        FlowTimeout,
+        FutureMisuse,
+        InvalidTransition,
+        ParameterError,
+        SettingsError,
+        StoreError,
+        TaskFailed,
+        TaskTimeout,
+        UpstreamFailed,
+    )
+    from dagflow.runtime import get_flow_run, list_flow_runs
+
+_WHERE = {
+    "dagflow.core.graph": ("TaskFuture", "allow_failure", "unmapped"),
+    "dagflow.core.runs": ("FlowRun", "LogEvent", "StateEvent", "TaskRun"),
+    "dagflow.core.states": ("StateType", "Transition"),
+    "dagflow.decorators": ("Flow", "Task", "flow", "task"),
+    "dagflow.engine.caching": ("CacheContext", "inputs_hash"),
+    "dagflow.engine.logs": ("get_run_logger",),
+    "dagflow.errors": (
+        "ClusterError",
+        "DagflowError",
+        "DefinitionError",
+        "FlowCancelled",
+        "FlowFailed",
+        "FlowTimeout",
+        "FutureMisuse",
+        "InvalidTransition",
+        "ParameterError",
+        "SettingsError",
+        "StoreError",
+        "TaskFailed",
+        "TaskTimeout",
+        "UpstreamFailed",
+    ),
+    "dagflow.runtime": ("get_flow_run", "list_flow_runs"),
+}
+_MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dagflow' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "CacheContext",

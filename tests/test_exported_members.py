@@ -41,3 +41,9 @@ def test_exported_objects_say_where_they_belong() -> None:
         module = getattr(value, "__module__", None)
         if module is not None and isinstance(value, type | types.FunctionType):
             assert module.startswith("dagflow."), (name, module)
+
+
+def test_every_name_in_all_has_a_home_and_no_home_is_unexported() -> None:
+    """Names load lazily from their modules: the table and `__all__` must agree."""
+    lazy = set(dagflow._MODULE_OF)
+    assert lazy == set(dagflow.__all__) - {"__version__"}

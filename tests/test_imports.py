@@ -190,3 +190,10 @@ def test_a_worker_running_a_task_imports_no_database_code(tmp_path: Path) -> Non
     found, tasks_ran = line.removeprefix("RESULT ").split("} {")
     assert "'sqlalchemy" not in found and "'alembic" not in found, found
     assert "True" in tasks_ran  # the workers did run dagflow's task wrapper
+
+
+def test_what_a_worker_imports_to_run_a_task_is_small() -> None:
+    """A worker unpickling a task imports the wrapper: no parameter models, CLI or store."""
+    loaded = loaded_after("import dagflow.engine.wrapper")
+    assert heavy_in(loaded, (*HEAVY, "pydantic")) == []
+    assert "dagflow.decorators" not in loaded and "dagflow.runtime" not in loaded
