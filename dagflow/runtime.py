@@ -21,19 +21,17 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from dagflow import settings as dagflow_settings
 from dagflow.core.context import current_flow_run
 from dagflow.core.flow import FlowDefinition
-from dagflow.core.keys import parse_key, slug_of
 from dagflow.core.runs import FlowRun
 from dagflow.core.states import StateType
 from dagflow.errors import DefinitionError
 
 if TYPE_CHECKING:
-    from dagflow.engine.compiler import ResumePlan
+    from dagflow.core.reuse import ResumePlan
     from dagflow.engine.sinks import EventSink
     from dagflow.store import Store
 
 Flow = FlowDefinition[..., Any]
 T = TypeVar("T")
-_REUSABLE = (StateType.COMPLETED, StateType.CACHED)
 
 
 def call_flow(flow: Flow, args: tuple[Any, ...], kwargs: dict[str, Any]) -> FlowRun:
@@ -104,28 +102,28 @@ def resume(
     """Finish a recorded run of `flow` under its id, reusing persisted results.
 
     The run must have ended FAILED, TIMED_OUT, CRASHED or CANCELLED. Its recorded parameters are
-    validated again; every task whose result was persisted is matched by its logical key
-    (`task[n]`) and reused; a key now held by another task means the flow changed, which is
-    refused unless `force`.
+    validated again. A task call's persisted result is reused only when the call is the same
+    work as before (its identity: the task's code and inputs); every other call runs again, its
+    attempts continuing from the earlier ones. `force` reuses persisted results by key whatever
+    changed.
     """
-    from dagflow.engine.compiler import ResumePlan
+    from dagflow.core.reuse import plan_from
 
     store = default_store()
     reopened = store.reopen_run(run_ref)
     if reopened.flow_name != flow.name and not force:
         raise DefinitionError(
             f"run {reopened.run_id} is a run of flow {reopened.flow_name!r}, not {flow.name!r}"
+            " (--force to resume it with this flow anyway)"
         )
-    reuse: dict[str, dict[int, tuple[str, str]]] = {}
-    recorded: dict[str, str] = {}
-    for key, outcome in store.load_task_outcomes(reopened.run_id).items():
-        name, index = parse_key(key)
-        slug = slug_of(name)
-        recorded.setdefault(f"{slug}[{index}]", outcome.name)
-        if outcome.state in _REUSABLE and outcome.result_location:
-            location = outcome.result_location
-            serializer = "json" if location.endswith(".json") else "cloudpickle"
-            reuse.setdefault(slug, {})[index] = (location, serializer)
+    outcomes = store.load_task_outcomes(reopened.run_id).values()
+    plan = plan_from(
+        (
+            (o.key, o.state, o.attempts, o.result_location, o.result_serializer, o.result_identity)
+            for o in outcomes
+        ),
+        force=force,
+    )
     params = flow.validate_parameters(reopened.parameters)
     return run_flow(
         flow,
@@ -133,7 +131,7 @@ def resume(
         cluster=cluster,
         sinks=sinks,
         run_id=reopened.run_id,
-        resume=ResumePlan(reuse=reuse, recorded=recorded, force=force),
+        resume=plan,
         resumed_from=(reopened.state, reopened.attempts),
     )
 

@@ -103,6 +103,7 @@ def run_json(run: FlowRun) -> dict[str, Any]:
 def task_json(task: TaskRun) -> dict[str, Any]:
     return {
         "key": task.key,
+        "dask_key": task.dask_key,
         "name": task.name,
         "map_index": task.map_index,
         "state": task.state.value,

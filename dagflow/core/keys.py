@@ -63,4 +63,15 @@ def slug_of(name: str) -> str:
 def logical(text: str) -> str:
     """`extract-ab12cd341[3]` -> `extract[3]`: the same for every attempt of a run."""
     name, index = parse_key(text)
+    return logical_of(name, index)
+
+
+def logical_of(name: str, index: int) -> str:
+    """The logical key of the Dask key `(name, index)`: `task[index]`."""
     return f"{slug_of(name)}[{index}]"
+
+
+def attempt_of(name: str) -> int:
+    """The flow attempt a Dask key's name belongs to (its run token is `run_id[:8]` + attempt)."""
+    token = name.rpartition("-")[2]
+    return int(token[8:]) if token[8:].isdigit() else 0

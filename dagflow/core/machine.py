@@ -43,12 +43,13 @@ WORKER_LOST = "WorkerLost"
 
 
 class ResultInfo(NamedTuple):
-    """Where a task's result was written, and under which cache key."""
+    """Where a task's result was written, under which cache key, and what it was made from."""
 
     location: str | None
     size: int | None
     serializer: str | None
     cache_key: str | None
+    identity: str | None = None
 
 
 class Report(NamedTuple):
@@ -133,8 +134,9 @@ class RunState:
         self.flow_run = flow_run
         self.run_id = flow_run.id
         self.attempt = 0  # the flow attempt running now
-        self._tasks: dict[str, _Task] = {}
-        self._prior = prior_attempts or {}  # logical key -> attempts recorded before a resume
+        self._tasks: dict[str, _Task] = {}  # by Dask key text: one execution each
+        self._latest: dict[str, _Task] = {}  # by logical key: the latest execution of a task
+        self._prior = dict(prior_attempts or {})  # logical key -> attempts recorded before
 
     # ------------------------------------------------------------------ the flow run
 
@@ -173,8 +175,9 @@ class RunState:
         """
         pending = Transition(None, S.PENDING, now, 0, "")
         run_id = self.run_id
-        task_runs = self.flow_run.task_runs
+        rows = self.flow_run.all_task_runs
         tasks = self._tasks
+        latest = self._latest
         prior = self._prior
         events: list[StateEvent] = []
         append = events.append
@@ -184,11 +187,16 @@ class RunState:
             mapped = call.mapped
             for key_name, index in call.iter_keys():
                 ks = f"{key_name}[{index}]"
+                logical = f"{slug}[{index}]"
                 map_index = index if mapped else None
-                tr = TaskRun(ks, name, map_index, S.PENDING, history=[pending])
-                task_runs[ks] = tr
-                tasks[ks] = _Task(tr, prior.get(f"{slug}[{index}]", 0) if prior else 0)
-                append(StateEvent(run_id, ks, None, S.PENDING, now, 0, "", name, map_index))
+                tr = TaskRun(logical, name, map_index, S.PENDING, history=[pending], dask_key=ks)
+                rows[ks] = tr
+                before = latest.get(logical) if latest else None
+                offset = before.run.attempts if before is not None else prior.get(logical, 0)
+                task = tasks[ks] = latest[logical] = _Task(tr, offset)
+                if offset:
+                    task.run.attempts = offset
+                append(StateEvent(run_id, ks, None, S.PENDING, now, offset, "", name, map_index))
         return events
 
     # ------------------------------------------------------------------ reports
@@ -231,9 +239,9 @@ class RunState:
             return  # delivered twice
         if tr.state.is_final and task.lost_worker is None:
             return  # the task's end is already recorded (cancelled, failed in Dask)
-        location = size = serializer = cache_key = None
+        location = size = serializer = cache_key = identity = None
         if r.result is not None:
-            location, size, serializer, cache_key = r.result
+            location, size, serializer, cache_key, identity = r.result
         ev = StateEvent(
             self.run_id,
             ks,
@@ -251,6 +259,7 @@ class RunState:
             size,
             serializer,
             cache_key,
+            identity,
         )
         self._apply(task, ev, out)
 
@@ -287,7 +296,9 @@ class RunState:
             return out
         tr = task.run
         if blamed is not None and blamed != key and tr.state is not S.CRASHED:
-            state, message = S.UPSTREAM_FAILED, f"upstream {blamed} failed: {error}"
+            upstream = self._tasks.get(blamed)
+            shown = upstream.run.key if upstream is not None else blamed
+            state, message = S.UPSTREAM_FAILED, f"upstream {shown} failed: {error}"
         else:
             state, message = S.FAILED, f"task {tr.name!r} [{tr.key}] failed in Dask: {error}"
         self._derive(task, state, now, message, error_type, out)
@@ -333,8 +344,10 @@ class RunState:
         unhandled; the run then reports its root cause.
         """
         marker = f"-{token}["
-        this_attempt = [tr for ks, tr in self.flow_run.task_runs.items() if marker in ks]
-        unhandled = [tr for tr in this_attempt if tr.state.is_failure and tr.key not in handled]
+        this_attempt = [tr for ks, tr in self.flow_run.all_task_runs.items() if marker in ks]
+        unhandled = [
+            tr for tr in this_attempt if tr.state.is_failure and tr.dask_key not in handled
+        ]
         if not unhandled:
             return Verdict(S.COMPLETED)
         causes = [tr for tr in unhandled if tr.state is not S.UPSTREAM_FAILED] or [
@@ -353,7 +366,7 @@ class RunState:
         tr = task.run
         attempt = max(tr.attempts, task.offset)
         ev = StateEvent(
-            self.run_id, tr.key, tr.state, S.CRASHED, now, attempt, message, tr.name,
+            self.run_id, tr.dask_key, tr.state, S.CRASHED, now, attempt, message, tr.name,
             tr.map_index, worker or tr.worker, WORKER_LOST,
         )  # fmt: skip
         self._apply(task, ev, out, lost=True)
@@ -371,7 +384,7 @@ class RunState:
     ) -> None:
         tr = task.run
         ev = StateEvent(
-            self.run_id, tr.key, tr.state, state, now, max(tr.attempts, task.offset), message,
+            self.run_id, tr.dask_key, tr.state, state, now, max(tr.attempts, task.offset), message,
             tr.name, tr.map_index, error_type=error_type,
         )  # fmt: skip
         self._apply(task, ev, out)

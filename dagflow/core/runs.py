@@ -6,16 +6,20 @@ with the flow's final `StateEvent`. A store consumes the stream in batches; an e
 is stable, so an event delivered twice can be recorded once.
 
 `TaskRun` and `FlowRun` are what users read: the same types whether a run just finished in this
-process or was loaded from the store later.
+process or was loaded from the store later. A task run is named by its logical key `task[n]`
+(the n-th call of that task in the run), the same in every attempt of the flow; each execution in
+a flow attempt (a retry of the flow, a resume) is a row of its own, with its own Dask key, and
+`FlowRun.task_runs` shows each task's latest one.
 """
 
 from __future__ import annotations
 
 import reprlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
+from dagflow.core.keys import attempt_of, parse_key
 from dagflow.core.states import StateType, Transition
 from dagflow.errors import FlowCancelled, FlowFailed
 
@@ -56,6 +60,7 @@ class StateEvent:
     result_size: int | None = None
     result_serializer: str | None = None
     cache_key: str | None = None
+    result_identity: str | None = None  # what the result was computed from (code and inputs)
 
     @property
     def ident(self) -> tuple[str, str | None, int, StateType]:
@@ -85,7 +90,10 @@ RunEvent = FlowRunStarted | StateEvent | LogEvent
 
 @dataclass(slots=True)
 class TaskRun:
-    """What is known about one task run: its state, attempts, times, error and history."""
+    """What is known about one task run: its state, attempts, times, error and history.
+
+    `key` is the logical key `task[n]`; `dask_key` the Dask key of the flow attempt it ran in.
+    """
 
     key: str
     name: str
@@ -102,13 +110,20 @@ class TaskRun:
     result_size: int | None = None
     result_serializer: str | None = None
     cache_key: str | None = None
+    result_identity: str | None = None
     history: list[Transition] = field(default_factory=list)
+    dask_key: str | None = None
 
     @property
     def duration(self) -> float | None:
         if self.started is None or self.ended is None:
             return None
         return self.ended - self.started
+
+    @property
+    def flow_attempt(self) -> int:
+        """The attempt of the flow this execution belongs to (0 if unknown)."""
+        return attempt_of(parse_key(self.dask_key)[0]) if self.dask_key else 0
 
     def apply(self, event: StateEvent) -> None:
         """Record one of this task run's events (the engine checks legality first)."""
@@ -139,8 +154,86 @@ class TaskRun:
             self.result_location = event.result_location
             self.result_size = event.result_size
             self.result_serializer = event.result_serializer
+            self.result_identity = event.result_identity
         if event.cache_key:
             self.cache_key = event.cache_key
+
+
+class TaskRuns(Sequence[TaskRun]):
+    """A run's task runs: one per task call (the latest flow attempt's), in call order.
+
+    Iterate it for `TaskRun`s, index it by position, or look one up by its key:
+    `run.task_runs["extract[3]"]` (a Dask key such as `extract-ab12cd341[3]` finds that
+    attempt's row). `attempts(key)` gives every flow attempt's row of one task, oldest first.
+    """
+
+    __slots__ = ("_all", "_by_key", "_latest")
+
+    def __init__(self, rows: Iterable[TaskRun]) -> None:
+        self._all = list(rows)
+        latest: dict[str, TaskRun] = {}
+        for tr in self._all:
+            old = latest.get(tr.key)
+            if old is None or tr.flow_attempt >= old.flow_attempt:
+                latest[tr.key] = tr
+        self._by_key = latest
+        self._latest = list(latest.values())
+
+    @overload
+    def __getitem__(self, item: int) -> TaskRun: ...
+
+    @overload
+    def __getitem__(self, item: slice) -> Sequence[TaskRun]: ...
+
+    @overload
+    def __getitem__(self, item: str) -> TaskRun: ...
+
+    def __getitem__(self, item: int | slice | str) -> TaskRun | Sequence[TaskRun]:
+        if isinstance(item, str):
+            found = self.get(item)
+            if found is None:
+                raise KeyError(item)
+            return found
+        return self._latest[item]
+
+    def __len__(self) -> int:
+        return len(self._latest)
+
+    def __iter__(self) -> Iterator[TaskRun]:
+        return iter(self._latest)
+
+    def __contains__(self, item: object) -> bool:
+        if isinstance(item, TaskRun):
+            return any(item is tr for tr in self._latest)
+        return isinstance(item, str) and self.get(item) is not None
+
+    def get(self, key: str, default: TaskRun | None = None) -> TaskRun | None:
+        """The task run with logical key `key` (or the row with that Dask key)."""
+        found = self._by_key.get(key)
+        if found is not None:
+            return found
+        return next((tr for tr in self._all if tr.dask_key == key), default)
+
+    def keys(self) -> list[str]:
+        return list(self._by_key)
+
+    def values(self) -> list[TaskRun]:
+        return list(self._latest)
+
+    def items(self) -> list[tuple[str, TaskRun]]:
+        return list(self._by_key.items())
+
+    def attempts(self, key: str) -> list[TaskRun]:
+        """Every flow attempt's execution of the task `key`, oldest first."""
+        rows = [tr for tr in self._all if tr.key == key]
+        return sorted(rows, key=lambda tr: tr.flow_attempt)
+
+    def every_attempt(self) -> list[TaskRun]:
+        """Every row, of every flow attempt, in the order they were made."""
+        return list(self._all)
+
+    def __repr__(self) -> str:
+        return f"TaskRuns({len(self._latest)} tasks, {len(self._all)} rows)"
 
 
 _short = reprlib.Repr()
@@ -166,7 +259,7 @@ class FlowRun:
     dashboard_link: str | None = None
     cluster_address: str | None = None
     entrypoint: str | None = None
-    task_runs: dict[str, TaskRun] = field(default_factory=dict)
+    all_task_runs: dict[str, TaskRun] = field(default_factory=dict)  # by Dask key, every attempt
     history: list[Transition] = field(default_factory=list)
     log_records: list[LogEvent] = field(default_factory=list)
     subflow_runs: list[FlowRun] = field(default_factory=list)
@@ -180,6 +273,11 @@ class FlowRun:
         if self.started is None or self.ended is None:
             return None
         return self.ended - self.started
+
+    @property
+    def task_runs(self) -> TaskRuns:
+        """Each task call's latest execution (see `TaskRuns`)."""
+        return TaskRuns(self.all_task_runs.values())
 
     def result(self) -> Any:
         """The flow's return value; raises `FlowFailed` / `FlowCancelled` if it did not complete."""
@@ -205,17 +303,17 @@ class FlowRun:
         return list(self.log_records)
 
     def counts(self) -> dict[StateType, int]:
-        """How many task runs are in each state."""
+        """How many task runs (latest executions) are in each state."""
         out: dict[StateType, int] = {}
-        for tr in self.task_runs.values():
+        for tr in self.task_runs:
             out[tr.state] = out.get(tr.state, 0) + 1
         return out
 
     def tasks_named(self, name: str) -> list[TaskRun]:
-        return [tr for tr in self.task_runs.values() if tr.name == name]
+        return [tr for tr in self.task_runs if tr.name == name]
 
     def iter_failures(self) -> Iterator[TaskRun]:
-        return (tr for tr in self.task_runs.values() if tr.state.is_failure)
+        return (tr for tr in self.task_runs if tr.state.is_failure)
 
     def __repr__(self) -> str:
         value = f", result={_short.repr(self._value)}" if self._has_value else ""

@@ -48,3 +48,21 @@ def bind_inputs(
         return {"args": args, "kwargs": kwargs}
     bound.apply_defaults()
     return dict(bound.arguments)
+
+
+def code_token(fn: Callable[..., Any]) -> str:
+    """A token of a task's code, taken on the driver where its source file is (a function
+    pickled by value reaches a worker without it)."""
+    return tokenize(_source(fn))
+
+
+def result_identity(
+    task_name: str, code: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> str:
+    """What a result is computed from: the task's name and code, and its inputs' values.
+
+    Stored with a persisted result; a resumed or retried run reuses the result only for a call
+    whose identity is the same (same code, same inputs: upstream values included), so a changed
+    flow never gets stale results.
+    """
+    return tokenize(task_name, code, bind_inputs(fn, args, kwargs))

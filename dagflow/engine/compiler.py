@@ -22,6 +22,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 from dagflow.core.graph import Call, Column, Refs, Task, TaskFuture, allow_failure, unmapped
 from dagflow.core.keys import Key
+from dagflow.core.reuse import ResumePlan
 from dagflow.core.walk import transform
 from dagflow.engine.layers import CallLayer
 from dagflow.engine.layers import Column as SpecColumn
@@ -68,15 +69,6 @@ class Wave:
     calls: list[Call]
 
 
-@dataclass(frozen=True, slots=True)
-class ResumePlan:
-    """What an earlier attempt of a resumed run left: results to reuse, names to match."""
-
-    reuse: dict[str, dict[int, tuple[str, str]]]  # slug -> index -> (location, serializer)
-    recorded: dict[str, str]  # logical key "slug[i]" -> task name
-    force: bool = False
-
-
 class Compiler:
     """Compiles the waves of one flow run; caches one `TaskCall` per task."""
 
@@ -109,29 +101,6 @@ class Compiler:
             self._storage_checked = True
         return self.storage
 
-    def _reuse_for(self, task: Task) -> dict[int, tuple[str, str]] | None:
-        if self.resume is None:
-            return None
-        return self.resume.reuse.get(task.slug, {})
-
-    def check_resumed(self, call: Call) -> None:
-        """Refuse (unless forced) a call whose keys held another task in the earlier attempt."""
-        plan = self.resume
-        if plan is None or plan.force:
-            return
-        changed = []
-        for _, index in call.iter_keys():
-            recorded = plan.recorded.get(f"{call.task.slug}[{index}]")
-            if recorded is not None and recorded != call.task.name:
-                changed.append(
-                    f"{call.task.slug}[{index}] was {recorded!r}, now {call.task.name!r}"
-                )
-        if changed:
-            raise DefinitionError(
-                f"cannot resume run {self.run_id}: the flow's graph changed since "
-                f"({'; '.join(changed[:5])}); use --force (force=True) to resume anyway"
-            )
-
     def task_call(self, task: Task, name: str) -> TaskCall:
         cache_key = (id(task), name)
         call = self._calls.get(cache_key)
@@ -141,6 +110,7 @@ class Compiler:
                 if task.options.persist_result is not None
                 else self.persist_all
             )
+            resume = self.resume
             call = TaskCall(
                 task,
                 self.run_id,
@@ -148,7 +118,9 @@ class Compiler:
                 name,
                 persist=persist,
                 storage=self._storage_for(task, persist),
-                reuse=self._reuse_for(task),
+                earlier=resume.for_task(task.slug) if resume is not None else None,
+                force=resume.force if resume is not None else False,
+                spent_retries=resume.spent_retries if resume is not None else False,
             )
             try:
                 ship_by_value(task.fn)
@@ -167,7 +139,6 @@ class Compiler:
         layers: dict[str, CallLayer] = {}
         keys: list[Key] = []
         for call in calls:
-            self.check_resumed(call)
             layers[f"{call.name}-{call.start}"] = self._layer(call)
             keys.extend(call.iter_keys())
         graph = HighLevelGraph(layers, {name: set() for name in layers})

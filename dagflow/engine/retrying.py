@@ -38,19 +38,22 @@ def run_with_retries(
     on_retry: Callable[[int, Exception, float], None],
     sleep: Callable[[float], None] = time.sleep,
     draw: Callable[[], float] = random.random,
+    done: int = 0,
 ) -> T:
     """Call `attempt(n)` for n = 1, 2, ... until it returns or the policy gives up.
 
-    Before retry n, `on_retry(n, error, delay)` is told, then the loop sleeps `delay`.
+    `done` attempts were made by earlier executions (a resumed run): they count against the
+    retries, but the call is always attempted at least once. Before retry n, `on_retry(n, error,
+    delay)` is told, then the loop sleeps `delay`.
     """
     n = 1
     while True:
         try:
             return attempt(n)
         except Exception as exc:
-            if not policy.should_retry(exc, n - 1):
+            if not policy.should_retry(exc, done + n - 1):
                 raise
-            delay = policy.delay(n, draw())
+            delay = policy.delay(done + n, draw())
             on_retry(n, exc, delay)
             if delay:
                 sleep(delay)

@@ -22,10 +22,10 @@ from distributed.client import FutureCancelledError
 
 from dagflow.core.flow import FlowDefinition
 from dagflow.core.machine import RunState
+from dagflow.core.reuse import ResumePlan, plan_from
 from dagflow.core.runs import FlowRun, FlowRunStarted
 from dagflow.core.states import StateType
 from dagflow.engine.attempt import FlowAttempt
-from dagflow.engine.compiler import ResumePlan
 from dagflow.engine.sinks import EventSink
 from dagflow.engine.tracker import RunTracker, run_hooks
 from dagflow.engine.wrapper import error_text
@@ -86,7 +86,8 @@ class FlowRunner:
             cluster_address=cluster.address,
             entrypoint=entrypoint_of(flow),
         )
-        self.tracker = RunTracker(RunState(self.flow_run), self.sinks)
+        prior = resume.attempts() if resume is not None else None
+        self.tracker = RunTracker(RunState(self.flow_run, prior), self.sinks)
         self.lock = self.tracker.lock
         self.children: list[FlowRunner] = []
         self.cancel_requested = False  # the user (or a parent) asked to cancel the run
@@ -150,6 +151,7 @@ class FlowRunner:
             retry = state in (S.FAILED, S.TIMED_OUT) and not self.cancel_requested
             attempt = self.state.attempt
             if retry and policy.should_retry(error or Exception(), attempt - 1):
+                self._carry_over()
                 delay = policy.delay(attempt)
                 self.tracker.flow_transition(
                     S.RETRYING, f"{message} (retry {attempt}/{policy.retries} in {delay:.2f}s)"
@@ -210,12 +212,24 @@ class FlowRunner:
             self.flow_run._value = outcome.get("value")
             self.flow_run._has_value = True
             return S.COMPLETED, "", None
-        cause = attempt.task_error(verdict.root.key) if verdict.root is not None else None
+        root = verdict.root
+        cause = attempt.task_error(root.dask_key) if root is not None and root.dask_key else None
         return (
             verdict.state,
             verdict.message,
             cause or FlowFailed(verdict.message, run_id=self.run_id),
         )
+
+    def _carry_over(self) -> None:
+        """Before a flow retry: what this attempt's tasks left (results, attempts) is reused."""
+        with self.lock:
+            rows = [
+                (tr.dask_key or "", tr.state, tr.attempts, tr.result_location,
+                 tr.result_serializer, tr.result_identity)
+                for tr in self.flow_run.all_task_runs.values()
+            ]  # fmt: skip
+        newer = plan_from(rows, spent_retries=False)
+        self.resume = newer if self.resume is None else self.resume.updated(newer)
 
     def _scheduler_lost(self, error: BaseException | None) -> str | None:
         """The run's message when this attempt lost its Dask scheduler, else None."""

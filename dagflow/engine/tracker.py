@@ -82,9 +82,10 @@ class RunTracker:
         with self.lock:
             outcome = stimulus(self.state)
             for tr in outcome.finished:
-                fut = self.inflight.pop(tr.key, None)
+                key = tr.dask_key or ""
+                fut = self.inflight.pop(key, None)
                 if fut is not None and tr.state in (S.FAILED, S.TIMED_OUT):
-                    self.failed[tr.key] = fut  # a small `Failure`; the run may report it
+                    self.failed[key] = fut  # a small `Failure`; the run may report it
             if outcome.events:
                 self.settled.notify_all()
         for ev in outcome.events:
@@ -139,7 +140,7 @@ class RunTracker:
 
     def _task_hooks(self, tr: TaskRun) -> None:
         """Call the task's on_completion / on_failure / on_crashed hooks with its task run."""
-        task = self.tasks.get(parse_key(tr.key)[0])
+        task = self.tasks.get(parse_key(tr.dask_key)[0]) if tr.dask_key else None
         if task is None:
             return
         options = task.options

@@ -20,16 +20,17 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import cloudpickle
 
 from dagflow.core.context import TaskRunContext, current_task_run
 from dagflow.core.machine import LogReport, Report, ResultInfo, log_wire
 from dagflow.core.options import TaskOptions
+from dagflow.core.reuse import Earlier
 from dagflow.core.states import StateType
 from dagflow.core.walk import transform
-from dagflow.engine.caching import CacheContext, bind_inputs
+from dagflow.engine.caching import CacheContext, bind_inputs, code_token, result_identity
 from dagflow.engine.outbox import Outbox, outbox_for
 from dagflow.engine.retrying import run_guarded, run_with_retries
 from dagflow.errors import TaskFailed, TaskTimeout, UpstreamFailed
@@ -107,7 +108,19 @@ def _failure_value(value: Any) -> Any:
     return value.error if type(value) is Failure else value
 
 
-_STATE = ("fn", "options", "run_id", "topic", "name", "persist", "storage", "reuse")
+_STATE = (
+    "fn",
+    "options",
+    "run_id",
+    "topic",
+    "name",
+    "persist",
+    "storage",
+    "earlier",
+    "force",
+    "spent_retries",
+    "code",
+)
 
 
 class TaskCall:
@@ -122,7 +135,9 @@ class TaskCall:
         *,
         persist: bool = False,
         storage: ResultStorage | None = None,
-        reuse: dict[int, tuple[str, str]] | None = None,
+        earlier: dict[int, Earlier] | None = None,
+        force: bool = False,
+        spent_retries: bool = False,
     ) -> None:
         self.fn: Callable[..., Any] = task.fn
         self.options: TaskOptions = task.options
@@ -131,7 +146,10 @@ class TaskCall:
         self.name = name
         self.persist = persist
         self.storage = storage
-        self.reuse = reuse
+        self.earlier = earlier  # what earlier executions left, by index (a resumed/retried run)
+        self.force = force  # reuse earlier results even if the code or inputs changed
+        self.spent_retries = spent_retries  # earlier attempts count against the retries
+        self.code = code_token(task.fn) if persist or earlier else ""
         self._payload: bytes | None = None
 
     # Pickled once on the driver; workers keep one instance per payload, so the per-task
@@ -204,33 +222,30 @@ class TaskCall:
         if soft:
             args, kwargs = transform((args, kwargs), _failure_value)
 
-        cache_key: str | None = None
-        stored: StoredResult | None = None
-        if self.reuse is not None or options.cache_key_fn is not None:
-            try:
-                hit, value, stored, cache_key, message = self._reuse(index, args, kwargs)
-            except Exception as exc:
-                message = f"task {options.name!r}: cache lookup failed: {error_text(exc)}"
-                report(FAILED, 1, message, type(exc).__name__)
-                return Failure(options.name, key, FAILED, TaskFailed(message, task=options.name))
-            if hit:
-                report(CACHED, 0, message, result=_result(stored, cache_key))
-                return value
+        earlier = self.earlier.get(index) if self.earlier is not None else None
+        try:
+            found = self._lookup(index, args, kwargs, earlier)
+        except Exception as exc:
+            message = f"task {options.name!r}: cache lookup failed: {error_text(exc)}"
+            report(FAILED, 1, message, type(exc).__name__)
+            return Failure(options.name, key, FAILED, TaskFailed(message, task=options.name))
+        if found.hit:
+            report(CACHED, 0, found.message, result=found.result)
+            return found.value
 
         emitter = _LogEmitter(box, topic, name, index, where)
         fn = self.fn
         plain = options.timeout is None and not options.log_prints
-
         made = [0]  # the attempt in progress, for the report of a final failure
 
         def attempt(n: int) -> Any:
             made[0] = n
-            report(RUNNING, n)
+            report(RUNNING, n, found.message if n == 1 else "")
             token = current_task_run.set(TaskRunContext(self.run_id, key, options.name, n, emitter))
             try:
                 value = fn(*args, **kwargs) if plain else run_guarded(fn, args, kwargs, options)
                 _check_picklable(value, options.name)
-                return value, n, self._store(index, value, cache_key)
+                return value, n, self._store(index, value, found.cache_key, found.identity)
             finally:
                 current_task_run.reset(token)
 
@@ -238,8 +253,9 @@ class TaskCall:
             message = f"{error_text(exc)} (retry {n}/{options.retry.retries} in {delay:.2f}s)"
             report(RETRYING, n, message, type(exc).__name__)
 
+        prior = earlier.attempts if earlier is not None and self.spent_retries else 0
         try:
-            value, n, stored = run_with_retries(options.retry, attempt, retrying)
+            value, n, result = run_with_retries(options.retry, attempt, retrying, done=prior)
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:  # every other failure becomes a state
@@ -247,60 +263,86 @@ class TaskCall:
             tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
             report(state, made[0] or 1, error_text(exc), type(exc).__name__, tb)
             return Failure(options.name, key, state, _portable(exc, options.name, self.run_id))
-        report(COMPLETED, n, result=_result(stored, cache_key))
+        report(COMPLETED, n, result=result)
         return value
 
-    def _reuse(self, index: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
-        """(hit, value, stored, cache_key, message): a result from an earlier attempt or cache."""
-        from dagflow.engine.results import StoredResult
-
+    def _lookup(
+        self, index: int, args: tuple[Any, ...], kwargs: dict[str, Any], earlier: Earlier | None
+    ) -> _Found:
+        """An earlier execution's result (same code and inputs), or a cache entry, if any."""
+        options = self.options
         storage = self.storage
-        assert storage is not None
-        if self.reuse is not None and index in self.reuse:
-            location, serializer = self.reuse[index]
-            value = storage.read_location(location, serializer)
-            return (
-                True,
-                value,
-                StoredResult(location, 0, serializer),
-                None,
-                "result reused from an earlier attempt",
-            )
-        fn = self.options.cache_key_fn
-        if fn is None:
-            return False, None, None, None, ""
+        reusable = earlier is not None and earlier.location is not None
+        identity = None
+        if self.persist or (reusable and not self.force):
+            identity = result_identity(options.name, self.code, self.fn, args, kwargs)
+        note = ""
+        if earlier is not None and earlier.location is not None and storage is not None:
+            if self.force or identity == earlier.identity:
+                serializer = earlier.serializer or "cloudpickle"
+                try:
+                    value = storage.read_location(earlier.location, serializer)
+                except (OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+                    note = f"its earlier result could not be read ({error_text(exc)}); running it"
+                else:
+                    reused = ResultInfo(earlier.location, None, serializer, None, earlier.identity)
+                    message = "result reused from an earlier attempt"
+                    return _Found(True, value, reused, None, earlier.identity, message)
+            else:
+                note = "its earlier result was not reused: the task's code or inputs changed"
+        fn = options.cache_key_fn
+        if fn is None or storage is None:
+            return _Found(False, None, None, None, identity, note)
         cache_key = fn(
-            CacheContext(self.options.name, self.fn, self.run_id),
-            bind_inputs(self.fn, args, kwargs),
+            CacheContext(options.name, self.fn, self.run_id), bind_inputs(self.fn, args, kwargs)
         )
         if cache_key is None:
-            return False, None, None, None, ""
+            return _Found(False, None, None, None, identity, note)
         if not isinstance(cache_key, str):
             raise TypeError(f"cache_key_fn returned {type(cache_key).__name__}, not a str")
-        if self.options.refresh_cache:
-            return False, None, None, cache_key, ""
+        if options.refresh_cache:
+            return _Found(False, None, None, cache_key, identity, note)
         hit, value, stored = storage.cache_lookup(cache_key)
-        return hit, value, stored, cache_key, "result taken from the cache" if hit else ""
+        if not hit:
+            return _Found(False, None, None, cache_key, identity, note)
+        info = _result(stored, cache_key, None)
+        return _Found(True, value, info, cache_key, identity, "result taken from the cache")
 
-    def _store(self, index: int, value: Any, cache_key: str | None) -> StoredResult | None:
+    def _store(
+        self, index: int, value: Any, cache_key: str | None, identity: str | None
+    ) -> ResultInfo | None:
         if self.storage is None:
             return None
         serializer = self.options.result_serializer
+        stored = None
         if cache_key is not None:
-            return self.storage.cache_store(
+            stored = self.storage.cache_store(
                 cache_key, value, serializer, self.options.cache_expiration
             )
-        if self.persist:
-            return self.storage.write(f"{self.run_id}/{self.name}-{index}", value, serializer)
-        return None
+        elif self.persist:
+            stored = self.storage.write(f"{self.run_id}/{self.name}-{index}", value, serializer)
+        return _result(stored, cache_key, identity)
 
 
-def _result(stored: StoredResult | None, cache_key: str | None) -> ResultInfo | None:
+class _Found(NamedTuple):
+    """What `_lookup` found: a result to return instead of running (`hit`), or what to run with."""
+
+    hit: bool
+    value: Any
+    result: ResultInfo | None
+    cache_key: str | None
+    identity: str | None
+    message: str  # for the CACHED report, or a note on the first RUNNING one
+
+
+def _result(
+    stored: StoredResult | None, cache_key: str | None, identity: str | None
+) -> ResultInfo | None:
     if stored is None and cache_key is None:
         return None
     if stored is None:
-        return ResultInfo(None, None, None, cache_key)
-    return ResultInfo(stored.location, stored.size, stored.serializer, cache_key)
+        return ResultInfo(None, None, None, cache_key, identity)
+    return ResultInfo(stored.location, stored.size, stored.serializer, cache_key, identity)
 
 
 def _rebuild_call(state: dict[str, Any]) -> TaskCall:

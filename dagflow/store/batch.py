@@ -16,6 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from dagflow.core.keys import logical_of, parse_key, slug_of
 from dagflow.core.runs import FlowRunStarted, LogEvent, RunEvent, StateEvent, TaskRun
 from dagflow.store.encoding import log_ident
 from dagflow.store.schema import FLOW_LEVEL
@@ -37,6 +38,7 @@ TASK_COLUMNS = (
     "result_size",
     "result_serializer",
     "cache_key",
+    "result_identity",
 )
 HISTORY_COLUMNS = ("run_id", "task_key", "from_state", "to_state", "time", "attempt", "message")
 LOG_COLUMNS = ("run_id", "task_key", "task_name", "level", "time", "worker", "message", "ident")
@@ -59,7 +61,7 @@ class TaskDelta:
         t = self.task
         return (
             self.run_id,
-            t.key,
+            t.dask_key,
             t.name,
             t.map_index,
             t.state.value,
@@ -74,6 +76,7 @@ class TaskDelta:
             t.result_size,
             t.result_serializer,
             t.cache_key,
+            t.result_identity,
         )
 
 
@@ -146,8 +149,11 @@ class Batch:
         key = (ev.run_id, ev.task_key)
         task = self.tasks.get(key)
         if task is None:
-            name = ev.task_name or ev.task_key.rpartition("-")[0] or ev.task_key
-            task = self.tasks[key] = TaskDelta(ev.run_id, TaskRun(ev.task_key, name))
+            name, index = parse_key(ev.task_key)
+            row = TaskRun(
+                logical_of(name, index), ev.task_name or slug_of(name), dask_key=ev.task_key
+            )
+            task = self.tasks[key] = TaskDelta(ev.run_id, row)
         task.apply(ev)
 
     def _log(self, ev: LogEvent) -> None:

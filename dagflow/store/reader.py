@@ -14,6 +14,7 @@ from sqlalchemy import Row, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from dagflow.core.keys import logical
 from dagflow.core.runs import FlowRun, LogEvent, TaskRun
 from dagflow.core.states import StateType, Transition
 from dagflow.errors import StoreError
@@ -79,11 +80,11 @@ class Reader:
         with self._connect() as conn:
             row = conn.execute(select(flow_runs).where(flow_runs.c.id == run_id)).one()
             run = self._flow_run(row, shown)
-            run.task_runs = self._task_runs(conn, [run_id])[run_id]
+            run.all_task_runs = self._task_runs(conn, [run_id])[run_id]
             history = self._history(conn, run_id)
         run.history = history.pop(FLOW_LEVEL, [])
         for key, steps in history.items():
-            task = run.task_runs.get(key)
+            task = run.all_task_runs.get(key)
             if task is not None:
                 task.history = steps
         return run
@@ -107,7 +108,7 @@ class Reader:
                 runs = [r for r in runs if r.state is wanted]
             tasks = self._task_runs(conn, [r.id for r in runs])
         for run in runs:
-            run.task_runs = tasks[run.id]
+            run.all_task_runs = tasks[run.id]
         return runs
 
     def logs(
@@ -191,7 +192,8 @@ class Reader:
             )
             for row in conn.execute(query):
                 out[row.run_id][row.task_key] = TaskRun(
-                    key=row.task_key,
+                    key=logical(row.task_key),
+                    dask_key=row.task_key,
                     name=row.task_name,
                     map_index=row.map_index,
                     state=StateType(row.state),
@@ -206,6 +208,7 @@ class Reader:
                     result_size=row.result_size,
                     result_serializer=row.result_serializer,
                     cache_key=row.cache_key,
+                    result_identity=row.result_identity,
                 )
         return out
 

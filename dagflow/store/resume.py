@@ -24,13 +24,16 @@ RESUMABLE = (StateType.FAILED, StateType.TIMED_OUT, StateType.CRASHED, StateType
 
 @dataclass(frozen=True, slots=True)
 class TaskOutcome:
-    """How one task run of an earlier attempt ended."""
+    """How one task run of an earlier attempt ended (`key` is its Dask key's text)."""
 
     key: str
     name: str
     map_index: int | None
     state: StateType
+    attempts: int
     result_location: str | None
+    result_serializer: str | None
+    result_identity: str | None
     cache_key: str | None
 
 
@@ -71,7 +74,10 @@ def load_task_outcomes(reader: Reader, run_id: str) -> dict[str, TaskOutcome]:
         task_runs.c.task_name,
         task_runs.c.map_index,
         task_runs.c.state,
+        task_runs.c.attempts,
         task_runs.c.result_location,
+        task_runs.c.result_serializer,
+        task_runs.c.result_identity,
         task_runs.c.cache_key,
     ).where(task_runs.c.run_id == run_id)
     with reader.connect() as conn:
@@ -81,7 +87,10 @@ def load_task_outcomes(reader: Reader, run_id: str) -> dict[str, TaskOutcome]:
                 row.task_name,
                 row.map_index,
                 StateType(row.state),
+                row.attempts,
                 row.result_location,
+                row.result_serializer,
+                row.result_identity,
                 row.cache_key,
             )
             for row in conn.execute(query)

@@ -65,6 +65,8 @@ flow_runs = Table(
     Column("entrypoint", String(1024), nullable=True),  # file.py:flow, for `dagflow resume`
     Column("error_type", String(255), nullable=True),
     Column("error", Text, nullable=True),
+    Column("result_location", Text, nullable=True),  # the flow's persisted return value
+    Column("result_serializer", String(32), nullable=True),
     Index("ix_flow_runs_flow_created", "flow_name", "created"),
     Index("ix_flow_runs_state_created", "state", "created"),
     Index("ix_flow_runs_state_heartbeat", "state", "heartbeat"),
@@ -91,6 +93,7 @@ task_runs = Table(
     Column("result_size", BigInteger, nullable=True),  # bytes, as written by the worker
     Column("result_serializer", String(32), nullable=True),  # cloudpickle | json
     Column("cache_key", String(255), nullable=True),
+    Column("result_identity", String(64), nullable=True),  # code + inputs the result came from
     Index("ix_task_runs_run_name", "run_id", "task_name"),
     Index("ix_task_runs_cache_key", "cache_key", "ended"),
 )

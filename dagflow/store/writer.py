@@ -265,6 +265,9 @@ class StoreWriter:
                         ex.result_serializer, task_runs.c.result_serializer
                     ),
                     "cache_key": func.coalesce(ex.cache_key, task_runs.c.cache_key),
+                    "result_identity": func.coalesce(
+                        ex.result_identity, task_runs.c.result_identity
+                    ),
                 },
             )
 

@@ -108,7 +108,7 @@ def test_running_then_completed_is_recorded_and_the_task_finishes() -> None:
     assert states(run.report(key, S.RUNNING, 2.0)) == [(key, S.RUNNING, 1)]
     done = run.report(key, S.COMPLETED, 3.0, result=ResultInfo("file:///r", 10, "json", None))
     assert states(done) == [(key, S.COMPLETED, 1)]
-    assert [tr.key for tr in done.finished] == [key]
+    assert [(tr.key, tr.dask_key) for tr in done.finished] == [("load[0]", key)]
     tr = run.task(key)
     assert (tr.state, tr.started, tr.ended, tr.worker) == (S.COMPLETED, 2.0, 3.0, "w1")
     assert (tr.result_location, tr.result_size, tr.result_serializer) == ("file:///r", 10, "json")
@@ -250,7 +250,7 @@ def test_a_task_that_keeps_killing_workers_fails_in_dask() -> None:
     assert states(failed) == [(key, S.FAILED, 1)]
     down = run.state.future_erred(total, key, "KilledWorker", "KilledWorker: boom", 3.0)
     assert states(down) == [(total, S.UPSTREAM_FAILED, 0)]
-    assert f"upstream {key} failed" in down.events[0].message
+    assert "upstream load[0] failed" in down.events[0].message  # users see logical keys
 
 
 # -- cancellation, lost reports ------------------------------------------------------------------
@@ -300,7 +300,7 @@ def test_the_verdict_names_the_root_cause_not_the_upstream_victim() -> None:
     run.report(total, S.UPSTREAM_FAILED, 2.1, 0, error_type="UpstreamFailed")
     verdict = run.state.verdict(TOKEN, {key})  # the body saw the failure; the victim did not
     assert verdict.state is S.FAILED and verdict.root is run.task(key)
-    assert verdict.message.startswith(f"task 'load' [{key}] ended FAILED: OSError: disk")
+    assert verdict.message.startswith("task 'load' [load[0]] ended FAILED: OSError: disk")
 
 
 def test_the_verdict_only_judges_its_own_attempt() -> None:

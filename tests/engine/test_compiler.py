@@ -12,7 +12,7 @@ from dask.task_spec import Task
 
 from dagflow import allow_failure, task, unmapped
 from dagflow.core.graph import RunGraph
-from dagflow.engine.compiler import Compiler, ResumePlan, to_spec
+from dagflow.engine.compiler import Compiler, to_spec
 from dagflow.engine.layers import CallLayer
 from dagflow.errors import DefinitionError
 
@@ -103,14 +103,3 @@ def test_an_unpicklable_argument_is_named_with_its_place(tmp_path: Path) -> None
     message = compiler(tmp_path).find_unpicklable(graph.take_pending())
     assert message is not None
     assert message.startswith("task 'load': argument 0 (item 1) of type lock cannot be sent")
-
-
-def test_a_resumed_run_refuses_a_key_now_held_by_another_task(tmp_path: Path) -> None:
-    graph = RunGraph(Resolver(), "ab12cd342")
-    graph.add_call(total, ([1],), {})
-    plan = ResumePlan(reuse={}, recorded={"total[0]": "summing"})
-    with pytest.raises(DefinitionError, match=r"total\[0\] was 'summing', now 'total'"):
-        compiler(tmp_path, resume=plan).compile(graph.take_pending())
-    forced = ResumePlan(reuse={}, recorded={"total[0]": "summing"}, force=True)
-    graph.add_call(total, ([1],), {})
-    assert compiler(tmp_path, resume=forced).compile(graph.take_pending()).keys

@@ -150,7 +150,7 @@ def test_the_tracker_folds_topic_batches_and_does_what_follows() -> None:
         (f"{name}[0]", S.COMPLETED),
         (f"{name}[1]", S.FAILED),
     }
-    assert sorted(HOOKED) == [(f"{name}[0]", S.COMPLETED), (f"{name}[1]", S.FAILED)]
+    assert sorted(HOOKED) == [("work[0]", S.COMPLETED), ("work[1]", S.FAILED)]  # logical keys
     assert tracker.inflight == {}  # released at their end
     assert list(tracker.failed) == [f"{name}[1]"]  # kept: the run may report its error
     assert sink.flushed == 1

@@ -212,7 +212,7 @@ def test_resume_reuses_persisted_results_under_the_same_run_id(tmp_path: Path) -
         resumable.resume(first.id)
 
 
-def test_resume_refuses_a_changed_graph_unless_forced() -> None:
+def test_resume_reruns_a_task_whose_code_changed_and_force_reuses_by_key() -> None:
     @task(name="load data", persist_result=True)
     def load_v1() -> int:
         return 1
@@ -226,7 +226,7 @@ def test_resume_refuses_a_changed_graph_unless_forced() -> None:
         load_v1()
         broken()
 
-    @task(name="load_data")  # another task now holds the key `load_data[0]`
+    @task(name="load_data", persist_result=True)  # other code now at the key `load_data[0]`
     def load_v2() -> int:
         return 2
 
@@ -236,9 +236,14 @@ def test_resume_refuses_a_changed_graph_unless_forced() -> None:
 
     run = before.run()
     assert run.state is S.FAILED
-    with pytest.raises(Exception, match="graph changed"):
-        after.resume(run.id).result()
     with pytest.raises(Exception, match="not 'other'"):
         flow(name="other")(lambda: None).resume(run.id)
-    forced = after.resume(run.id, force=True)
-    assert forced.state is S.COMPLETED
+    resumed = after.resume(run.id)
+    assert resumed.state is S.COMPLETED and resumed.result() == 2  # re-ran: not the stale 1
+    latest = resumed.task_runs["load_data[0]"]
+    assert latest.state is S.COMPLETED
+    assert any("not reused" in step.message for step in latest.history)
+    again = before.run()
+    forced = after.resume(again.id, force=True)  # the explicit override: reuse by key
+    assert forced.state is S.COMPLETED and forced.result() == 1
+    assert forced.task_runs["load_data[0]"].state is S.CACHED

@@ -126,7 +126,8 @@ def test_a_persisted_result_is_written_and_its_place_reported(tmp_path: Path) ->
     assert value == 4
     done = box.reports()[-1]
     assert isinstance(done, Report) and done.result is not None
-    location, size, serializer, _ = done.result
+    location, size, serializer, _, identity = done.result
+    assert identity  # what the result was computed from, for a resumed run to compare
     assert location is not None and location.endswith(f"{RUN_ID}/t-ab12cd341-4.pkl")
     assert storage.read_location(location, "cloudpickle") == 4 and size and serializer
 

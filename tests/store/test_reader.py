@@ -94,7 +94,7 @@ def test_a_running_run_with_a_stale_heartbeat_is_shown_and_recorded_crashed(
         assert (
             conn.scalar(
                 select(task_runs.c.state).where(
-                    task_runs.c.run_id == stale, task_runs.c.task_key == crashed.key
+                    task_runs.c.run_id == stale, task_runs.c.task_key == crashed.dask_key
                 )
             )
             == "CRASHED"
