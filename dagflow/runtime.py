@@ -59,7 +59,7 @@ def run_flow(
             flow,
             params,
             parent.cluster,
-            results_url=parent.results_url,
+            settings=parent.settings,
             parent=parent,
             sinks=parent.sinks,
             run_id=run_id,
@@ -82,13 +82,16 @@ def run_flow(
         flow,
         params,
         handle,
-        results_url=current.results_url,
+        settings=current,
         sinks=[store.writer, *sinks],
         run_id=run_id,
         resume=resume,
         resumed_from=resumed_from,
     )
-    return runner.run()
+    flow_run = runner.run()
+    # A live run keeps its latest log records in memory; all of them are in the run history.
+    flow_run._log_loader = lambda: store.logs(flow_run.id)
+    return flow_run
 
 
 def resume(

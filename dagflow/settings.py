@@ -7,6 +7,9 @@
 - `DAGFLOW_RESULTS_URL` (`DAGFLOW_HOME/results`): persisted results and cache entries (fsspec).
 - `DAGFLOW_HEARTBEAT_SECONDS` (5): how often a driver refreshes its active runs' heartbeat.
 - `DAGFLOW_CRASH_AFTER_SECONDS` (30): an active run whose heartbeat is older is CRASHED.
+- `DAGFLOW_LOG_MAX_RECORD` (65536): characters kept of one log record (the rest is cut, marked).
+- `DAGFLOW_LOG_MAX_PER_TASK` (4194304): characters of log a task execution may send; further
+  records are dropped and counted.
 
 `load()` reads them all at once, when a run starts or a command runs, and returns a frozen
 `Settings`; the parts of dagflow receive what they need from it (a worker never reads the
@@ -30,6 +33,8 @@ CLUSTER = "DAGFLOW_CLUSTER"
 RESULTS_URL = "DAGFLOW_RESULTS_URL"
 HEARTBEAT_SECONDS = "DAGFLOW_HEARTBEAT_SECONDS"
 CRASH_AFTER_SECONDS = "DAGFLOW_CRASH_AFTER_SECONDS"
+LOG_MAX_RECORD = "DAGFLOW_LOG_MAX_RECORD"
+LOG_MAX_PER_TASK = "DAGFLOW_LOG_MAX_PER_TASK"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +47,8 @@ class Settings:
     results_url: str
     heartbeat_seconds: float = 5.0
     crash_after_seconds: float = 30.0
+    log_max_record: int = 64 * 1024
+    log_max_per_task: int = 4 * 1024 * 1024
 
     @property
     def sqlite_path(self) -> Path:
@@ -71,6 +78,8 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         results_url=results.rstrip("/") if results else (home / "results").as_uri(),
         heartbeat_seconds=_seconds(env, HEARTBEAT_SECONDS, 5.0),
         crash_after_seconds=_seconds(env, CRASH_AFTER_SECONDS, 30.0),
+        log_max_record=_count(env, LOG_MAX_RECORD, 64 * 1024, minimum=100),
+        log_max_per_task=_count(env, LOG_MAX_PER_TASK, 4 * 1024 * 1024, minimum=100),
     )
 
 
@@ -91,4 +100,17 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
         value = -1.0
     if not value > 0 or value == float("inf"):
         raise SettingsError(f"{name} must be a positive number of seconds, got {raw!r}")
+    return value
+
+
+def _count(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw.replace("_", ""))
+    except ValueError:
+        value = -1
+    if value < minimum:
+        raise SettingsError(f"{name} must be a whole number >= {minimum}, got {raw!r}")
     return value

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 S = StateType
 WORKER_LOST = "WorkerLost"
+LOGS_IN_MEMORY = 10_000  # records a live FlowRun keeps; all of them are in the run history
 
 
 class ResultInfo(NamedTuple):
@@ -162,8 +163,15 @@ class RunState:
     def log(self, level: int, now: float, message: str) -> LogEvent:
         """A record of the flow body's own logger."""
         ev = LogEvent(self.run_id, None, None, level, now, message, None)
-        self.flow_run.log_records.append(ev)
+        self._keep(ev)
         return ev
+
+    def _keep(self, ev: LogEvent) -> None:
+        """Keep a record on the live FlowRun; past `LOGS_IN_MEMORY`, the oldest half goes."""
+        records = self.flow_run.log_records
+        records.append(ev)
+        if len(records) > 2 * LOGS_IN_MEMORY:
+            del records[:LOGS_IN_MEMORY]
 
     # ------------------------------------------------------------------ submission
 
@@ -219,7 +227,7 @@ class RunState:
         task = self._tasks.get(ks)
         name = task.run.name if task is not None else r.name
         ev = LogEvent(self.run_id, ks, name, r.level, r.time, r.message, r.worker)
-        self.flow_run.log_records.append(ev)
+        self._keep(ev)
         return ev
 
     def _report(self, r: Report, out: Outcome) -> None:

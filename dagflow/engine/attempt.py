@@ -26,6 +26,7 @@ from dagflow.core.states import StateType
 from dagflow.core.walk import leaves, transform
 from dagflow.engine import printing
 from dagflow.engine.compiler import Compiler
+from dagflow.engine.logs import LogLimits
 from dagflow.engine.wrapper import Failure, error_text
 from dagflow.errors import ClusterError, DagflowError, DefinitionError, TaskFailed
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from dagflow.core.flow import FlowDefinition
     from dagflow.engine.compiler import ResumePlan
     from dagflow.engine.tracker import RunTracker
+    from dagflow.settings import Settings
 
 
 class Run(Protocol):
@@ -45,7 +47,7 @@ class Run(Protocol):
     tracker: RunTracker
     client: Any
     cluster: Any
-    results_url: str
+    settings: Settings
     resume: ResumePlan | None
     span: dict[str, tuple[str, ...]]
 
@@ -73,7 +75,8 @@ class FlowAttempt:
         self.compiler = Compiler(
             runner.run_id,
             runner.topic,
-            results_url=runner.results_url,
+            results_url=runner.settings.results_url,
+            log_limits=LogLimits(runner.settings.log_max_record, runner.settings.log_max_per_task),
             persist_all=runner.flow.options.persist_results,
             resume=runner.resume,
         )

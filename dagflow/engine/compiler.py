@@ -26,6 +26,7 @@ from dagflow.core.reuse import ResumePlan
 from dagflow.core.walk import transform
 from dagflow.engine.layers import CallLayer
 from dagflow.engine.layers import Column as SpecColumn
+from dagflow.engine.logs import DEFAULT_LOG_LIMITS, LogLimits
 from dagflow.engine.results import ResultStorage
 from dagflow.engine.shipping import ship_by_value
 from dagflow.engine.wrapper import TaskCall
@@ -78,12 +79,14 @@ class Compiler:
         topic: str,
         *,
         results_url: str,
+        log_limits: LogLimits = DEFAULT_LOG_LIMITS,
         persist_all: bool = False,
         resume: ResumePlan | None = None,
     ) -> None:
         self.run_id = run_id
         self.topic = topic
         self.results_url = results_url
+        self.log_limits = log_limits
         self.persist_all = persist_all
         self.storage: ResultStorage | None = None
         self.resume = resume
@@ -121,6 +124,7 @@ class Compiler:
                 earlier=resume.for_task(task.slug) if resume is not None else None,
                 force=resume.force if resume is not None else False,
                 spent_retries=resume.spent_retries if resume is not None else False,
+                log_limits=self.log_limits,
             )
             try:
                 ship_by_value(task.fn)

@@ -4,15 +4,24 @@ Inside a task the record goes through the worker's outbox to the driver; inside 
 goes straight to the flow runner. Either way it becomes a `LogEvent` of the run, is kept on the
 `FlowRun`, and is re-emitted on the driver through the `dagflow.runs` logger (with the task name),
 where the CLI or the user's own logging configuration shows it.
+
+Logs are bounded wherever they come from, so a task that prints megabytes costs neither the
+database nor the driver's memory: one record is cut to `LogLimits.record` characters (with a
+marker saying how much was cut), and once a task has logged `LogLimits.task` characters its
+further records are dropped and counted; one last record says how many. Text a database cannot
+store (lone surrogates, NUL) is repaired where it is emitted.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+import time
+from typing import Any, NamedTuple
 
 from dagflow.core.context import current_flow_run, current_task_run
+from dagflow.core.machine import LogReport, log_wire
 from dagflow.core.runs import LogEvent
+from dagflow.core.text import bounded, storable
 
 RUN_LOGGER_NAME = "dagflow.run_logger"
 DRIVER_LOGGER = logging.getLogger("dagflow.runs")
@@ -71,3 +80,57 @@ def reemit(event: LogEvent) -> None:
     )
     record.created = event.time
     DRIVER_LOGGER.handle(record)
+
+
+class LogLimits(NamedTuple):
+    """How much of a task's logging is kept (characters): per record, and per task execution."""
+
+    record: int = 64 * 1024
+    task: int = 4 * 1024 * 1024
+
+
+DEFAULT_LOG_LIMITS = LogLimits()
+
+
+class TaskLog:
+    """Ships one task execution's log records through the worker's outbox, within its limits."""
+
+    __slots__ = ("box", "dropped", "dropped_chars", "index", "limits", "name", "sent", "topic",
+                 "where")  # fmt: skip
+
+    def __init__(
+        self, box: Any, topic: str, name: str, index: int, where: str, limits: LogLimits
+    ) -> None:
+        self.box = box
+        self.topic = topic
+        self.name = name
+        self.index = index
+        self.where = where
+        self.limits = limits
+        self.sent = 0
+        self.dropped = 0
+        self.dropped_chars = 0
+
+    def __call__(self, level: int, message: str) -> None:
+        if self.sent >= self.limits.task:
+            self.dropped += 1
+            self.dropped_chars += len(message)
+            return
+        message = storable(bounded(message, self.limits.record))
+        self.sent += len(message)
+        self._ship(level, message)
+
+    def close(self) -> None:
+        """Say how much was dropped, once, when the task execution ends."""
+        if self.dropped:
+            self._ship(
+                logging.WARNING,
+                f"[dagflow] {self.dropped:,} log records ({self.dropped_chars:,} characters) "
+                f"dropped: this task logged more than its limit of {self.limits.task:,} "
+                "characters (DAGFLOW_LOG_MAX_PER_TASK)",
+            )
+            self.dropped = self.dropped_chars = 0
+
+    def _ship(self, level: int, message: str) -> None:
+        record = LogReport(self.name, self.index, level, time.time(), message, self.where)
+        self.box.put(self.topic, log_wire(record))

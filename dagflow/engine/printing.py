@@ -40,6 +40,9 @@ class _StdoutRouter:
         return getattr(self.inner, name)
 
 
+PARTIAL_LIMIT = 64 * 1024  # a line longer than this without a newline is logged in pieces
+
+
 class _LineSink:
     def __init__(self) -> None:
         self.partial = ""
@@ -49,6 +52,9 @@ class _LineSink:
 
         self.partial += text
         *lines, self.partial = self.partial.split("\n")
+        if len(self.partial) > PARTIAL_LIMIT:
+            lines.append(self.partial)
+            self.partial = ""
         if not lines:
             return
         logger = get_run_logger()

@@ -30,6 +30,7 @@ from dagflow.engine.sinks import EventSink
 from dagflow.engine.tracker import RunTracker, run_hooks
 from dagflow.engine.wrapper import error_text
 from dagflow.errors import FlowCancelled, FlowFailed, FlowTimeout
+from dagflow.settings import Settings
 
 log = logging.getLogger(__name__)
 S = StateType
@@ -60,7 +61,7 @@ class FlowRunner:
         parameters: dict[str, Any],
         cluster: Cluster,
         *,
-        results_url: str,
+        settings: Settings,
         parent: FlowRunner | None = None,
         sinks: Sequence[EventSink] = (),
         run_id: str | None = None,
@@ -71,7 +72,7 @@ class FlowRunner:
         self.parameters = parameters
         self.cluster = cluster
         self.client = cluster.client
-        self.results_url = results_url
+        self.settings = settings
         self.parent = parent
         self.run_id = run_id or uuid.uuid4().hex
         self.topic = f"dagflow-{self.run_id}"
@@ -87,7 +88,9 @@ class FlowRunner:
             entrypoint=entrypoint_of(flow),
         )
         prior = resume.attempts() if resume is not None else None
-        self.tracker = RunTracker(RunState(self.flow_run, prior), self.sinks)
+        self.tracker = RunTracker(
+            RunState(self.flow_run, prior), self.sinks, settings.log_max_record
+        )
         self.lock = self.tracker.lock
         self.children: list[FlowRunner] = []
         self.cancel_requested = False  # the user (or a parent) asked to cancel the run

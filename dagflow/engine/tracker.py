@@ -23,6 +23,7 @@ from dagflow.core.machine import Outcome, RunState, parse_report
 from dagflow.core.runs import FlowRun, RunEvent, StateEvent, TaskRun
 from dagflow.core.states import StateType
 from dagflow.core.task import TaskDefinition
+from dagflow.core.text import bounded, storable
 from dagflow.engine.logs import reemit
 from dagflow.engine.sinks import EventSink, dispatch
 
@@ -33,11 +34,14 @@ S = StateType
 class RunTracker:
     """Applies one run's stimuli to its `RunState` and passes the results on."""
 
-    def __init__(self, state: RunState, sinks: Sequence[EventSink]) -> None:
+    def __init__(
+        self, state: RunState, sinks: Sequence[EventSink], log_limit: int = 64 * 1024
+    ) -> None:
         self.state = state
         self.flow_run: FlowRun = state.flow_run
         self.run_id = state.run_id
         self.sinks = list(sinks)
+        self.log_limit = log_limit  # characters of one flow body log record
         self.lock = threading.RLock()
         self.settled = threading.Condition(self.lock)
         self.inflight: dict[str, Any] = {}  # task key -> distributed.Future, until its end
@@ -118,6 +122,7 @@ class RunTracker:
         self.emit([ev])
 
     def flow_log(self, level: int, message: str) -> None:
+        message = storable(bounded(message, self.log_limit))
         with self.lock:
             ev = self.state.log(level, time.time(), message)
         reemit(ev)

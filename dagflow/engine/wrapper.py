@@ -25,12 +25,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import cloudpickle
 
 from dagflow.core.context import TaskRunContext, current_task_run
-from dagflow.core.machine import LogReport, Report, ResultInfo, log_wire
+from dagflow.core.machine import Report, ResultInfo
 from dagflow.core.options import TaskOptions
 from dagflow.core.reuse import Earlier
 from dagflow.core.states import StateType
+from dagflow.core.text import storable
 from dagflow.core.walk import transform
 from dagflow.engine.caching import CacheContext, bind_inputs, code_token, result_identity
+from dagflow.engine.logs import DEFAULT_LOG_LIMITS, LogLimits, TaskLog
 from dagflow.engine.outbox import Outbox, outbox_for
 from dagflow.engine.retrying import run_guarded, run_with_retries
 from dagflow.errors import TaskFailed, TaskTimeout, UpstreamFailed
@@ -120,6 +122,7 @@ _STATE = (
     "force",
     "spent_retries",
     "code",
+    "log_limits",
 )
 
 
@@ -138,6 +141,7 @@ class TaskCall:
         earlier: dict[int, Earlier] | None = None,
         force: bool = False,
         spent_retries: bool = False,
+        log_limits: LogLimits = DEFAULT_LOG_LIMITS,
     ) -> None:
         self.fn: Callable[..., Any] = task.fn
         self.options: TaskOptions = task.options
@@ -150,6 +154,7 @@ class TaskCall:
         self.force = force  # reuse earlier results even if the code or inputs changed
         self.spent_retries = spent_retries  # earlier attempts count against the retries
         self.code = code_token(task.fn) if persist or earlier else ""
+        self.log_limits = log_limits
         self._payload: bytes | None = None
 
     # Pickled once on the driver; workers keep one instance per payload, so the per-task
@@ -202,6 +207,10 @@ class TaskCall:
             tb: str | None = None,
             result: ResultInfo | None = None,
         ) -> None:
+            if message and not message.isascii():
+                message = storable(message)
+            if tb is not None and not tb.isascii():
+                tb = storable(tb)
             box.put(
                 topic,
                 Report(name, index, state, time.time(), attempt, where, message, error_type, tb,
@@ -233,7 +242,7 @@ class TaskCall:
             report(CACHED, 0, found.message, result=found.result)
             return found.value
 
-        emitter = _LogEmitter(box, topic, name, index, where)
+        emitter = TaskLog(box, topic, name, index, where, self.log_limits)
         fn = self.fn
         plain = options.timeout is None and not options.log_prints
         made = [0]  # the attempt in progress, for the report of a final failure
@@ -259,10 +268,12 @@ class TaskCall:
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:  # every other failure becomes a state
+            emitter.close()
             state = TIMED_OUT if isinstance(exc, TaskTimeout) else FAILED
             tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
             report(state, made[0] or 1, error_text(exc), type(exc).__name__, tb)
             return Failure(options.name, key, state, _portable(exc, options.name, self.run_id))
+        emitter.close()
         report(COMPLETED, n, result=result)
         return value
 
@@ -365,20 +376,3 @@ def _load_call(payload: bytes) -> TaskCall:
                 _calls.clear()
             _calls[payload] = call
     return call
-
-
-class _LogEmitter:
-    """Ships a task's log records through the worker's outbox."""
-
-    __slots__ = ("box", "index", "name", "topic", "where")
-
-    def __init__(self, box: Outbox, topic: str, name: str, index: int, where: str) -> None:
-        self.box = box
-        self.topic = topic
-        self.name = name
-        self.index = index
-        self.where = where
-
-    def __call__(self, level: int, message: str) -> None:
-        record = LogReport(self.name, self.index, level, time.time(), message, self.where)
-        self.box.put(self.topic, log_wire(record))

@@ -89,7 +89,10 @@ class RunDelta:
     attempts: int = 0
     ended: float | None = None
     error: str | None = None
+    error_type: str | None = None
     final: bool = False
+    result_location: str | None = None
+    result_serializer: str | None = None
 
     def apply(self, ev: StateEvent) -> None:
         self.state = ev.to_state.value
@@ -97,7 +100,12 @@ class RunDelta:
         self.final = ev.to_state.is_final
         # A run that is active again (resumed) has no end and no error yet.
         self.ended = ev.time if self.final else None
-        self.error = (ev.message or None) if self.final else None
+        failed = self.final and not ev.to_state.is_success
+        self.error = (ev.message or None) if failed else None
+        self.error_type = ev.error_type if failed else None
+        if ev.result_location:
+            self.result_location = ev.result_location
+            self.result_serializer = ev.result_serializer
 
 
 @dataclass(slots=True)

@@ -2,17 +2,21 @@
 
 `handle(events)` only appends to a queue, so recording never slows the tasks. A background thread
 drains the queue at least every `flush_interval` (200 ms), folds what it took into a `Batch` and
-commits it in ONE transaction of bulk statements: flows and flow runs inserted, task runs upserted
-with their latest state, history and logs inserted-or-ignored (unique constraints make a repeated
-event a no-op), and last the flow runs' own state. A run's final state is therefore committed
-together with, never before, the events that preceded it.
+commits it in ONE transaction of bulk statements (`commit.py`). A run's final state is therefore
+committed together with, never before, the events that preceded it.
 
-When the database is locked or unreachable the batch is kept, retried with exponential backoff
-(capped at `max_backoff`), and grows with the events that keep arriving: nothing is lost while
-the process lives. `flush(timeout)` blocks until every event handled so far is committed.
+Nothing recorded is lost while the process lives, and one bad event never costs its neighbours:
 
-The writer also refreshes `heartbeat` on each of its active flow runs every `heartbeat_seconds`;
-if the driver dies, the heartbeat goes stale and readers record the run as CRASHED.
+- While the database is locked or unreachable the batch is kept, retried with exponential
+  backoff (capped at `max_backoff`), and grows with the events that keep arriving. The stall is
+  reported once when it starts and once when it is over, not once per retry.
+- A batch that fails for a reason retrying will not fix (text a database refuses, a value that
+  does not fit) is salvaged: written again with every text repaired; failing that, one event at
+  a time, and an event refused even then is kept in a stripped form that says why.
+
+`flush(timeout)` blocks until every event handled so far is committed. The writer also refreshes
+`heartbeat` on each of its active flow runs every `heartbeat_seconds`; if the driver dies, the
+heartbeat goes stale and readers record the run as CRASHED.
 """
 
 from __future__ import annotations
@@ -22,20 +26,17 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
 
-from sqlalchemy import bindparam, case, func, select, update
+from sqlalchemy import select
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from dagflow.core.runs import RunEvent
-from dagflow.core.states import StateType
-from dagflow.store.batch import HISTORY_COLUMNS, LOG_COLUMNS, TASK_COLUMNS, Batch, Seen
-from dagflow.store.bulk import BulkInsert
+from dagflow.store.batch import Batch, Seen
+from dagflow.store.commit import Statements, repaired, stripped
 from dagflow.store.database import make_engine
-from dagflow.store.encoding import encode_parameters
-from dagflow.store.schema import flow_runs, flows, logs, state_history, task_runs
+from dagflow.store.schema import flow_runs
 
 log = logging.getLogger(__name__)
 
@@ -43,24 +44,6 @@ FLUSH_INTERVAL = 0.2
 MAX_BACKOFF = 2.0
 EAGER_BATCH = 20_000  # write at once when this many events wait, without waiting the interval
 WRITER_BUSY_TIMEOUT_MS = 1000
-GIVE_UP_AFTER = 5  # attempts at a batch failing for a reason other than the connection
-FLOW_COLUMNS = ("name", "version", "created")
-RUN_COLUMNS = (
-    "id",
-    "flow_name",
-    "flow_version",
-    "parameters",
-    "state",
-    "attempts",
-    "created",
-    "started",
-    "heartbeat",
-    "parent_run_id",
-    "parent_task_key",
-    "cluster_address",
-    "dashboard_link",
-    "entrypoint",
-)
 
 
 class StoreWriter:
@@ -81,7 +64,7 @@ class StoreWriter:
         self._engine = make_engine(
             url, self.application_name, pool_size=1, busy_timeout_ms=WRITER_BUSY_TIMEOUT_MS
         )
-        self._pg = self._engine.dialect.name == "postgresql"
+        self._sql = Statements(self._engine.dialect)
         self._heartbeat_seconds = heartbeat_seconds
         self._interval = flush_interval
         self._max_backoff = max_backoff
@@ -96,10 +79,11 @@ class StoreWriter:
         self._known: set[str] = set()  # run ids whose flow_runs row is committed
         self._active: set[str] = set()  # run ids not in a final state
         self._last_heartbeat = 0.0
+        self._stalled_since: float | None = None
         self.failed_attempts = 0
         self.dropped = 0
+        self.repaired = 0
         self.last_error: str | None = None
-        self._statements()
 
     # ------------------------------------------------------------------ EventSink
 
@@ -168,9 +152,9 @@ class StoreWriter:
 
     def _loop(self) -> None:
         batch = Batch()
+        added: list[RunEvent] = []  # the events folded into `batch`, for a salvage
         backoff = 0.0
         last_write = 0.0
-        failures = 0
         while True:
             with self._cond:
                 if backoff:
@@ -187,11 +171,11 @@ class StoreWriter:
                         self._cond.wait(remaining)
                 events, self._queue = self._queue, []
                 self._flush_requested = False
-                stopping = self._stopping
             for ev in events:
                 batch.size += 1
                 if self._seen.first_time(ev):
                     batch.add(ev)
+                    added.append(ev)
             heartbeat = bool(self._active) and (
                 time.time() - self._last_heartbeat >= self._heartbeat_seconds
             )
@@ -202,133 +186,72 @@ class StoreWriter:
             except Exception as exc:
                 self.failed_attempts += 1
                 self.last_error = _reason(exc)
-                transient = _is_transient(exc)
-                failures = 0 if transient else failures + 1
-                if stopping and not transient:
-                    failures = GIVE_UP_AFTER
-                if failures >= GIVE_UP_AFTER:
-                    log.error(
-                        "store writer: dropping %d events after %d failed writes: %s",
-                        batch.size,
-                        failures,
-                        self.last_error,
-                    )
-                    self.dropped += batch.size
-                else:
-                    if self.failed_attempts == 1 or backoff >= self._max_backoff:
-                        log.warning("store writer: write failed, retrying: %s", self.last_error)
+                if _is_transient(exc):
+                    self._stalled(backoff)
                     backoff = min(self._max_backoff, max(0.05, backoff * 2))
                     continue
+                self._salvage(added)
+            if self._stalled_since is not None:
+                took = time.monotonic() - self._stalled_since
+                log.warning("store writer: recovered after %.1fs; nothing was lost", took)
+                self._stalled_since = None
             backoff = 0.0
-            failures = 0
             with self._cond:
                 self._settled += batch.size
                 self._cond.notify_all()
                 done = self._stopping and not self._queue
             batch = Batch()
+            added = []
             if done:
                 return
 
-    # ------------------------------------------------------------------ SQL
-
-    def _statements(self) -> None:
-        dialect = self._engine.dialect
-
-        def keep_version(stmt: Any) -> Any:
-            return stmt.on_conflict_do_update(
-                index_elements=[flows.c.name], set_={"version": stmt.excluded.version}
+    def _stalled(self, backoff: float) -> None:
+        if self._stalled_since is None:
+            self._stalled_since = time.monotonic()
+            log.warning(
+                "store writer: cannot write to the run history (%s); keeping %d events in "
+                "memory and retrying",
+                self.last_error,
+                self.pending,
             )
-
-        def upsert_task(stmt: Any) -> Any:
-            ex = stmt.excluded
-            return stmt.on_conflict_do_update(
-                index_elements=[task_runs.c.run_id, task_runs.c.task_key],
-                set_={
-                    "task_name": ex.task_name,
-                    "map_index": func.coalesce(ex.map_index, task_runs.c.map_index),
-                    "state": ex.state,
-                    "attempts": case(
-                        (ex.attempts > task_runs.c.attempts, ex.attempts),
-                        else_=task_runs.c.attempts,
-                    ),
-                    "started": func.coalesce(task_runs.c.started, ex.started),
-                    "ended": func.coalesce(ex.ended, task_runs.c.ended),
-                    "worker": func.coalesce(ex.worker, task_runs.c.worker),
-                    "error_type": func.coalesce(ex.error_type, task_runs.c.error_type),
-                    "error": func.coalesce(ex.error, task_runs.c.error),
-                    "traceback": func.coalesce(ex.traceback, task_runs.c.traceback),
-                    "result_location": func.coalesce(
-                        ex.result_location, task_runs.c.result_location
-                    ),
-                    "result_size": func.coalesce(ex.result_size, task_runs.c.result_size),
-                    "result_serializer": func.coalesce(
-                        ex.result_serializer, task_runs.c.result_serializer
-                    ),
-                    "cache_key": func.coalesce(ex.cache_key, task_runs.c.cache_key),
-                    "result_identity": func.coalesce(
-                        ex.result_identity, task_runs.c.result_identity
-                    ),
-                },
-            )
-
-        def ignore(stmt: Any) -> Any:
-            return stmt.on_conflict_do_nothing()
-
-        self._insert_flows = BulkInsert(dialect, flows, FLOW_COLUMNS, keep_version)
-        self._insert_runs = BulkInsert(dialect, flow_runs, RUN_COLUMNS, ignore)
-        self._upsert_tasks = BulkInsert(dialect, task_runs, TASK_COLUMNS, upsert_task)
-        self._insert_history = BulkInsert(dialect, state_history, HISTORY_COLUMNS, ignore)
-        self._insert_logs = BulkInsert(dialect, logs, LOG_COLUMNS, ignore)
-        self._update_runs = (
-            update(flow_runs)
-            .where(flow_runs.c.id == bindparam("b_id"))
-            .values(
-                state=bindparam("b_state"),
-                attempts=case(
-                    (bindparam("b_attempts") > flow_runs.c.attempts, bindparam("b_attempts")),
-                    else_=flow_runs.c.attempts,
-                ),
-                ended=bindparam("b_ended"),
-                error=bindparam("b_error"),
-                heartbeat=bindparam("b_now"),
-            )
-        )
-        self._beat = (
-            update(flow_runs)
-            .where(flow_runs.c.id == bindparam("b_id"))
-            .values(heartbeat=bindparam("b_now"))
-        )
 
     def _write(self, batch: Batch, heartbeat: bool) -> None:
         now = time.time()
         with self._engine.begin() as conn:
             self._drop_unknown_runs(conn, batch)
-            if batch.started:
-                self._write_started(conn, batch, now)
-            self._upsert_tasks.execute(conn, [t.row() for t in batch.tasks.values()])
-            self._insert_history.execute(conn, batch.history)
-            self._insert_logs.execute(conn, batch.logs)
-            if batch.runs:
-                conn.execute(
-                    self._update_runs,
-                    [
-                        {
-                            "b_id": d.run_id,
-                            "b_state": d.state,
-                            "b_attempts": d.attempts,
-                            "b_ended": d.ended,
-                            "b_error": d.error,
-                            "b_now": now,
-                        }
-                        for d in batch.runs.values()
-                    ],
-                )
             beating = self._active - set(batch.runs) - set(batch.started) if heartbeat else set()
-            if beating:
-                conn.execute(self._beat, [{"b_id": r, "b_now": now} for r in sorted(beating)])
+            self._sql.write(conn, batch, now, beating)
         if heartbeat:
             self._last_heartbeat = now
         self._after_commit(batch)
+
+    def _salvage(self, events: list[RunEvent]) -> None:
+        """After a write failed for a reason retrying will not fix: keep all that can be kept."""
+        reason = self.last_error or "refused"
+        fixed = [repaired(ev) for ev in events]
+        self.repaired += sum(1 for a, b in zip(events, fixed, strict=True) if a is not b)
+        try:
+            self._write(_folded(fixed), heartbeat=False)
+        except Exception as exc:
+            log.warning("store writer: a batch was refused (%s); writing it event by event", reason)
+            self.last_error = _reason(exc)
+        else:
+            log.warning(
+                "store writer: %d records repaired to be stored (%s)", self.repaired, reason
+            )
+            return
+        for ev in fixed:
+            for candidate in (ev, stripped(ev, self.last_error or reason)):
+                if candidate is None:
+                    continue
+                try:
+                    self._write(_folded([candidate]), heartbeat=False)
+                    break
+                except Exception as exc:
+                    self.last_error = _reason(exc)
+            else:
+                self.dropped += 1
+                log.error("store writer: could not record %r: %s", ev, self.last_error)
 
     def _drop_unknown_runs(self, conn: Connection, batch: Batch) -> None:
         unknown = batch.run_ids() - self._known - set(batch.started)
@@ -345,33 +268,6 @@ class StoreWriter:
                 ", ".join(sorted(missing)[:3]),
             )
 
-    def _write_started(self, conn: Connection, batch: Batch, now: float) -> None:
-        started = list(batch.started.values())
-        names = {ev.flow_name: (ev.flow_name, ev.flow_version, now) for ev in started}
-        self._insert_flows.execute(conn, list(names.values()))
-        self._insert_runs.execute(
-            conn,
-            [
-                (
-                    ev.run_id,
-                    ev.flow_name,
-                    ev.flow_version,
-                    encode_parameters(ev.parameters),
-                    StateType.PENDING.value,
-                    0,
-                    ev.time,
-                    ev.time,
-                    now,
-                    ev.parent_run_id,
-                    ev.parent_task_key,
-                    ev.cluster_address,
-                    ev.dashboard_link,
-                    ev.entrypoint,
-                )
-                for ev in started
-            ],
-        )
-
     def _after_commit(self, batch: Batch) -> None:
         if len(self._known) > 100_000:
             self._known.clear()
@@ -387,6 +283,13 @@ class StoreWriter:
                 self._active.add(delta.run_id)
 
 
+def _folded(events: Sequence[RunEvent]) -> Batch:
+    batch = Batch()
+    for ev in events:
+        batch.add(ev)
+    return batch
+
+
 def _is_transient(exc: BaseException) -> bool:
     """Errors of the connection or of a lock, which a later attempt may not meet."""
     if isinstance(exc, PoolTimeout):
@@ -394,6 +297,8 @@ def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return True
+        if "malformed" in str(exc.orig) or "not a database" in str(exc.orig):
+            return False  # a damaged SQLite file: retrying will not mend it
         return type(exc).__name__ in ("OperationalError", "InterfaceError")
     return False
 
