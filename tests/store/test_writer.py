@@ -227,7 +227,7 @@ print("released", flush=True)
 
 @pytest.mark.slow
 def test_sqlite_locked_by_another_process_for_5s_loses_and_repeats_nothing(
-    sqlite_url: str,
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = open_store(sqlite_url)
     writer = StoreWriter(store.url, max_backoff=0.5)
@@ -250,7 +250,10 @@ def test_sqlite_locked_by_another_process_for_5s_loses_and_repeats_nothing(
         assert writer.pending > 0
         assert writer.wait_committed(60)
         assert locker.wait(30) == 0
-        assert writer.failed_attempts > 0  # it did meet the lock
+        assert writer.failed_attempts > 1  # it did meet the lock, and retried
+        said = [r.getMessage() for r in caplog.records if r.name == "dagflow.store.writer"]
+        assert len([m for m in said if "cannot write to the run history" in m]) == 1, said
+        assert len([m for m in said if "recovered after" in m]) == 1, said
         with store.engine.connect() as conn:
             assert conn.scalar(select(func.count()).select_from(state_history)) == expected
             rows = conn.execute(
