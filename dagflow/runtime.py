@@ -14,6 +14,7 @@ commands that only read the history stay quick.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from dagflow.engine.sinks import EventSink
     from dagflow.store import Store
 
+log = logging.getLogger(__name__)
 Flow = FlowDefinition[..., Any]
 T = TypeVar("T")
 
@@ -128,6 +130,7 @@ def resume(
         force=force,
     )
     params = flow.validate_parameters(reopened.parameters)
+    _remove_partial_results(reopened.run_id)
     return run_flow(
         flow,
         params,
@@ -199,8 +202,23 @@ def close_stores() -> None:
 
 
 def get_flow_run(ref: str) -> FlowRun:
-    """A recorded flow run by id or unique id prefix, with task runs and `logs()`."""
-    return default_store().get_flow_run(ref)
+    """A recorded flow run by id or unique id prefix, with task runs and `logs()`.
+
+    A run that has ended has its half-written result files (a worker killed mid-write) removed.
+    """
+    run = default_store().get_flow_run(ref)
+    if run.state.is_final:
+        _remove_partial_results(run.id)
+    return run
+
+
+def _remove_partial_results(run_id: str) -> None:
+    from dagflow.engine.results import ResultStorage
+
+    try:
+        ResultStorage(dagflow_settings.load().results_url).remove_partial(run_id)
+    except Exception:  # cleaning up is a courtesy: it never stops a resume or a read
+        log.debug("could not look for partial results of %s", run_id, exc_info=True)
 
 
 def list_flow_runs(

@@ -23,6 +23,7 @@ from dagflow.cli.db import db
 from dagflow.cli.output import one_line
 from dagflow.cli.run import inspect_command, resume_command, run
 from dagflow.cli.runs import logs_command, runs
+from dagflow.core.text import inert
 from dagflow.errors import DagflowError
 
 
@@ -30,7 +31,7 @@ class ErrorExit(click.ClickException):
     """A `DagflowError` as click shows it: its one line, its family's exit code."""
 
     def __init__(self, error: DagflowError) -> None:
-        super().__init__(one_line(str(error)))
+        super().__init__(inert(one_line(str(error))))
         setattr(self, "exit_code", error.exit_code)  # noqa: B010 (a ClassVar in click's stubs)
 
 

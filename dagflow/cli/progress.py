@@ -31,6 +31,7 @@ from rich.progress import (
 
 from dagflow.core.runs import FlowRunStarted, RunEvent, StateEvent
 from dagflow.core.states import StateType
+from dagflow.core.text import inert
 
 S = StateType
 DONE = frozenset({S.COMPLETED, S.CACHED})
@@ -135,7 +136,7 @@ class RunProgress:
 
     def echo(self, line: str) -> None:
         """Print a line (above the live bar, if there is one)."""
-        self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        self.console.print(inert(line), markup=False, highlight=False, soft_wrap=True)
 
     # ------------------------------------------------------------ internals
 
@@ -207,6 +208,7 @@ class TaskFormatter(logging.Formatter):
         task_name = getattr(record, "task_name", None)
         if task_name:
             record.message = f"[{task_name}] {record.message}"
+        record.message = inert(record.message)  # stored text never drives the terminal
         return super().formatMessage(record)
 
 

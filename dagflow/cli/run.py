@@ -28,6 +28,7 @@ from dagflow.core.flow import FlowDefinition
 from dagflow.core.params import parse_parameters
 from dagflow.core.runs import FlowRun
 from dagflow.core.states import StateType
+from dagflow.core.text import inert
 from dagflow.errors import DagflowError, UsageError
 
 Flow = FlowDefinition[..., Any]
@@ -156,7 +157,7 @@ def _report(progress: RunProgress, flow_run: FlowRun) -> int:
         except DagflowError as exc:
             progress.echo(f"result: not available ({one_line(str(exc))})")
         return EXIT_COMPLETED
-    message = one_line(flow_run.error or "no error recorded")
+    message = inert(one_line(flow_run.error or "no error recorded"))
     if flow_run.state is StateType.CANCELLED:
         click.echo(f"Cancelled: {message}", err=True)
         return EXIT_CANCELLED

@@ -13,7 +13,9 @@ import time
 from datetime import datetime, timezone
 
 import click
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from dagflow import runtime
 from dagflow.cli.output import (
@@ -27,8 +29,10 @@ from dagflow.cli.output import (
     task_json,
     when,
 )
+from dagflow.core.keys import logical
 from dagflow.core.runs import LogEvent
 from dagflow.core.states import StateType
+from dagflow.core.text import inert
 from dagflow.store import Store
 
 STATE_NAMES = [s.value for s in StateType]
@@ -68,7 +72,7 @@ def runs_ls(flow_name: str | None, state: str | None, limit: int, as_json: bool)
         tasks = f"{done}/{len(run.task_runs)}" + (f" ({failed} failed)" if failed else "")
         table.add_row(
             run.id[:12],
-            run.flow_name,
+            Text(inert(run.flow_name)),
             state_markup(run.state),
             when(run.started),
             duration(run.duration),
@@ -100,14 +104,16 @@ def runs_show(run: str, as_json: bool) -> None:
         echo_json(out)
         return
     out_console = console()
-    out_console.print(f"[bold]{fr.flow_name}[/] run {fr.id}  {state_markup(fr.state)}")
+    out_console.print(
+        f"[bold]{escape(inert(fr.flow_name))}[/] run {fr.id}  {state_markup(fr.state)}"
+    )
     out_console.print(
         f"started {when(fr.started)} UTC, duration {duration(fr.duration)}, attempts {fr.attempts}"
     )
     if fr.parameters:
         out_console.print(f"parameters {json.dumps(fr.parameters)}", markup=False)
     if fr.error:
-        out_console.print(f"error: {short_error(fr.error, 200)}", markup=False, style="red")
+        out_console.print(f"error: {inert(short_error(fr.error, 200))}", markup=False, style="red")
     if fr.dashboard_link:
         out_console.print(f"dashboard {fr.dashboard_link}", markup=False)
     if not tasks:
@@ -119,11 +125,11 @@ def runs_show(run: str, as_json: bool) -> None:
     for task in tasks:
         error = f"{task.error_type}: " if task.error_type else ""
         table.add_row(
-            task.key,
+            Text(task.key),
             state_markup(task.state),
             str(task.attempts),
             duration(task.duration),
-            short_error(error + (task.error or "")) if task.state.is_failure else "",
+            Text(inert(short_error(error + (task.error or "")))) if task.state.is_failure else "",
         )
     out_console.print(table)
 
@@ -155,5 +161,5 @@ def _print_logs(store: Store, run_id: str, task: str | None, after: int) -> int:
 
 def format_log(ev: LogEvent) -> str:
     stamp = datetime.fromtimestamp(ev.time, timezone.utc).strftime("%H:%M:%S.%f")[:-3]
-    where = f" [{ev.task_key}]" if ev.task_key else ""
-    return f"{stamp} {logging.getLevelName(ev.level):<7}{where} {ev.message}"
+    where = f" [{logical(ev.task_key)}]" if ev.task_key else ""
+    return f"{stamp} {logging.getLevelName(ev.level):<7}{where} {inert(ev.message)}"

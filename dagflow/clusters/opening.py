@@ -240,9 +240,17 @@ def local_options(profile: LocalProfile) -> dict[str, Any]:
     if opts.processes:
         # in-process workers talk over inproc://; worker processes over TCP on `host`
         kwargs["host"] = opts.host
+    else:
+        # In-process workers still serve HTTP (/health, /metrics); without an address they
+        # would listen on every interface. Bind them where `host` says (loopback by default).
+        kwargs.setdefault("worker_dashboard_address", f"{_bracketed(opts.host)}:0")
     if opts.resources:
         kwargs["resources"] = dict(opts.resources)
     return kwargs
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def _dashboard_host(profile: ClusterProfile) -> str | None:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from dagflow.core.keys import Key, key_name, key_text
+from dagflow.core.keys import Key, key_name, key_text, logical_of
 from dagflow.core.walk import is_container, leaves
 from dagflow.errors import DefinitionError, FutureMisuse
 
@@ -185,6 +185,7 @@ class Call:
     kwargs: dict[str, Any]
     refs: Refs
     futures: list[TaskFuture[Any]] = field(default_factory=list)
+    seq: int = 0  # the call's place in the flow body: a call can only depend on earlier ones
 
     def iter_keys(self) -> Iterator[Key]:
         return ((self.name, i) for i in range(self.start, self.start + self.count))
@@ -209,6 +210,7 @@ class RunGraph:
         self.run_token = run_token
         self.pending: list[Call] = []
         self._counters: dict[str, int] = {}
+        self._seq = 0
 
     def _new_call(
         self,
@@ -223,7 +225,8 @@ class RunGraph:
         start = self._counters.get(slug, 0)
         self._counters[slug] = start + count
         name = key_name(slug, self.run_token)
-        call = Call(task, name, start, count, mapped, args, kwargs, refs)
+        self._seq += 1
+        call = Call(task, name, start, count, mapped, args, kwargs, refs, seq=self._seq)
         call.futures = [TaskFuture(self.resolver, call, key) for key in call.iter_keys()]
         self.pending.append(call)
         return call
@@ -331,3 +334,65 @@ def _add_wait_for(wait_for: Iterable[Any], run_id: str, refs: Refs) -> None:
                 f"wait_for takes task futures, got {type(item).__name__}: {item!r}"
             )
         collect_refs(item, run_id, refs)
+
+
+def futures_in(value: Any) -> Iterator[TaskFuture[Any]]:
+    """Every future inside `value`, through `allow_failure` and `unmapped` too."""
+    for leaf in leaves(value):
+        kind = type(leaf)
+        if kind is TaskFuture:
+            yield leaf
+        elif kind is allow_failure:
+            yield from futures_in(leaf.future)
+        elif kind is unmapped:
+            yield from futures_in(leaf.value)
+
+
+def check_no_cycle(call: Call) -> bool:
+    """Whether `call`'s arguments hold futures now; refuse one that makes a cycle.
+
+    A call's dependencies are found when it is made, so they are earlier calls. A container
+    passed to it and changed afterwards (`box = [g]; f = b(box); box.append(f)`) can make a task
+    depend on itself, or on a later call that depends on it: a cycle, refused here, before
+    anything runs, naming the tasks. A later call added that way without a cycle is allowed.
+    """
+    found = False
+    for value in (*call.args, *call.kwargs.values()):
+        items = value.values if type(value) is Column else (value,)
+        for item in items:
+            if type(item) is not TaskFuture and not _container(item):
+                continue
+            for future in futures_in(item):
+                found = True
+                if future.call.seq >= call.seq and _reaches(future.call, call):
+                    this = f"task {call.task.name!r} [{logical_of(call.name, call.start)}]"
+                    if future.call is call:
+                        cycle = f"{this} would wait for itself"
+                    else:
+                        that = f"task {future.task_name!r} [{logical_of(*future.key)}]"
+                        cycle = f"{this} would wait for {that}, which waits for it"
+                    raise DefinitionError(
+                        f"cycle: {cycle}: an argument was changed after the call to hold a "
+                        "future of a later call; pass futures when calling"
+                    )
+    return found
+
+
+def _reaches(start: Call, target: Call) -> bool:
+    """Whether `target` is among `start`'s dependencies (or is `start`), following calls."""
+    stack, seen = [start], set()
+    while stack:
+        current = stack.pop()
+        if current is target:
+            return True
+        if id(current) in seen or current.seq < target.seq:
+            continue
+        seen.add(id(current))
+        stack.extend(f.call for f in (*current.refs.hard.values(), *current.refs.soft.values()))
+        for value in (*current.args, *current.kwargs.values()):
+            if type(value) is Column and value.refs is not None:
+                for refs in value.refs:
+                    stack.extend(f.call for f in (*refs.hard.values(), *refs.soft.values()))
+            elif type(value) is TaskFuture or _container(value):
+                stack.extend(f.call for f in futures_in(value))
+    return False

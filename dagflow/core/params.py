@@ -170,8 +170,8 @@ def parse_parameters(
     given: dict[str, Any] = {}
     if params_json is not None:
         try:
-            loaded = json.loads(params_json)
-        except json.JSONDecodeError as exc:
+            loaded = strict_json(params_json)
+        except ValueError as exc:
             raise _usage(name, "--params-json", f"--params-json is not valid JSON: {exc}") from None
         if not isinstance(loaded, dict):
             raise _usage(
@@ -203,10 +203,39 @@ def _usage(flow_name: str, where: str, message: str) -> ParameterError:
     return ParameterError(flow_name, [{"loc": (where,), "msg": message, "type": "usage"}], message)
 
 
+MAX_DEPTH = 100  # nesting of parameter values read from text (JSON)
+
+
+def strict_json(text: str) -> Any:
+    """JSON as the standard has it: no NaN or Infinity, nested at most `MAX_DEPTH` deep.
+
+    Raises `ValueError` with a one-line reason (a RecursionError never escapes).
+    """
+
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"{constant} is not a JSON number")
+
+    depth = max_depth = 0
+    for char in text:  # a cheap scan before the parser recurses
+        if char in "[{":
+            depth += 1
+            max_depth = max(max_depth, depth)
+        elif char in "]}":
+            depth -= 1
+    if max_depth > MAX_DEPTH:
+        raise ValueError(f"nested {max_depth} deep; at most {MAX_DEPTH} levels are accepted")
+    try:
+        return json.loads(text, parse_constant=refuse)
+    except json.JSONDecodeError as exc:
+        raise ValueError(str(exc)) from None
+    except RecursionError:
+        raise ValueError(f"nested too deeply (at most {MAX_DEPTH} levels)") from None
+
+
 def _json_value(text: str) -> Any:
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
+        return strict_json(text)
+    except ValueError:
         return _NO
 
 

@@ -10,8 +10,10 @@ from its Dask future when no report can come), and asks the run machine for its 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 import dask
@@ -134,7 +136,7 @@ class FlowAttempt:
             self._check_resources(calls)
             wave = self.compiler.compile(calls)
             try:
-                with dask.annotate(span=self.runner.span):
+                with dask.annotate(span=self.runner.span), _quiet_serialization_errors():
                     futures = self.client.get(wave.graph, wave.keys, sync=False)
             except Exception as exc:
                 culprit = self.compiler.find_unpicklable(calls)
@@ -303,6 +305,32 @@ class FlowAttempt:
                 self.client.cancel(futures, reason=reason)
             except Exception:
                 log.debug("cancel failed", exc_info=True)
+
+
+class _DropSerializationErrors(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Failed to serialize")
+
+
+_SERIALIZATION_LOGGERS = ("distributed.protocol.pickle", "distributed.protocol.core")
+
+
+@contextlib.contextmanager
+def _quiet_serialization_errors() -> Iterator[None]:
+    """While a wave is submitted: Dask's own traceback for an unpicklable argument is not shown.
+
+    The submission then fails, and dagflow names the task and the argument in one line instead
+    (`Compiler.find_unpicklable`), so the long traceback before it would only bury that line.
+    """
+    quiet = _DropSerializationErrors()
+    loggers = [logging.getLogger(name) for name in _SERIALIZATION_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(quiet)
 
 
 def missing_resources(client: Any, required: dict[str, float]) -> list[str]:

@@ -20,7 +20,17 @@ import cloudpickle
 from dask._task_spec import Dict, List, Set, TaskRef, Tuple
 from dask.highlevelgraph import HighLevelGraph
 
-from dagflow.core.graph import Call, Column, Refs, Task, TaskFuture, allow_failure, unmapped
+from dagflow.core.graph import (
+    Call,
+    Column,
+    Refs,
+    Task,
+    TaskFuture,
+    allow_failure,
+    check_no_cycle,
+    collect_refs,
+    unmapped,
+)
 from dagflow.core.keys import Key
 from dagflow.core.reuse import ResumePlan
 from dagflow.core.walk import transform
@@ -155,13 +165,18 @@ class Compiler:
         soft = list(refs.soft)
         item_hard: list[list[Key]] | None = None
         item_soft: list[list[Key]] | None = None
+        has_futures = check_no_cycle(call)  # containers may have changed since the call
         if call.mapped:
-            args = tuple(_column_spec(a) for a in call.args)
-            kwargs = {k: _column_spec(v) for k, v in call.kwargs.items()}
+            args = tuple(_column_spec(a, has_futures) for a in call.args)
+            kwargs = {k: _column_spec(v, has_futures) for k, v in call.kwargs.items()}
             item_hard, item_soft = _item_refs(call)
         else:
-            args = tuple(_arg_spec(a, bool(refs)) for a in call.args)
-            kwargs = {k: _arg_spec(v, bool(refs)) for k, v in call.kwargs.items()}
+            if has_futures and not refs:  # futures put in after the call: they are upstreams
+                collect_refs((call.args, call.kwargs), call.futures[0].run_id, refs)
+                hard, soft = list(refs.hard), list(refs.soft)
+            deep = bool(refs) or has_futures
+            args = tuple(_arg_spec(a, deep) for a in call.args)
+            kwargs = {k: _arg_spec(v, deep) for k, v in call.kwargs.items()}
         options = call.task.options
         annotations: dict[str, Any] = {"dagflow_run": self.run_id}
         if options.priority:
@@ -211,8 +226,10 @@ def _arguments(call: Call) -> Iterable[tuple[str, Any]]:
             yield f"argument {k!r}", v
 
 
-def _column_spec(value: Any) -> Any:
+def _column_spec(value: Any, deep: bool) -> Any:
     if type(value) is Column:
+        if deep:
+            return SpecColumn([to_spec(v) for v in value.values])
         if value.refs is None:
             return SpecColumn(value.values)
         refs = value.refs

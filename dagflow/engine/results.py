@@ -14,6 +14,7 @@ import io
 import json
 import os
 import pickle
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ import cloudpickle
 from dagflow.errors import StoreError
 
 _EXT = {"cloudpickle": "pkl", "json": "json"}
+PARTIAL = ".partial-"  # in the name of a result file being written
 
 
 def dumps(value: Any, serializer: str) -> bytes:
@@ -89,11 +91,35 @@ class ResultStorage:
         data = dumps(value, serializer)
         path = self._path(f"{relative}.{_EXT[serializer]}")
         self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with self.fs.open(tmp, "wb") as fh:
-            fh.write(data)
-        self.fs.mv(tmp, path)
+        tmp = f"{path}{PARTIAL}{os.getpid()}-{threading.get_ident()}"
+        try:
+            with self.fs.open(tmp, "wb") as fh:
+                fh.write(data)
+            self.fs.mv(tmp, path)
+        except BaseException:
+            self._remove(tmp)  # a full disk or a failed write leaves no half-written file
+            raise
         return StoredResult(self.location(f"{relative}.{_EXT[serializer]}"), len(data), serializer)
+
+    def remove_partial(self, run_id: str) -> int:
+        """Delete what writes of `run_id` left half-done (a worker or driver killed mid-write).
+
+        Called when a run is resumed or read after its end; returns how many files went.
+        """
+        try:
+            found = self.fs.find(self._path(run_id))
+        except (FileNotFoundError, OSError):
+            return 0
+        partial = [path for path in found if PARTIAL in path.rsplit("/", 1)[-1]]
+        for path in partial:
+            self._remove(path)
+        return len(partial)
+
+    def _remove(self, path: str) -> None:
+        try:
+            self.fs.rm(path)
+        except (FileNotFoundError, OSError):
+            pass
 
     def read_location(self, location: str, serializer: str) -> Any:
         from fsspec.core import url_to_fs

@@ -128,6 +128,8 @@ def check_schema(engine: Engine) -> SchemaStatus:
             current = None
             if VERSION_TABLE in tables:
                 current = conn.scalar(text(f"SELECT version_num FROM {VERSION_TABLE}"))
+            if tables and engine.dialect.name == "sqlite":
+                _check_intact(conn, where)
             conn.rollback()
     except DBAPIError as exc:
         raise StoreError(
@@ -145,6 +147,33 @@ def check_schema(engine: Engine) -> SchemaStatus:
             f" (head {head_revision()}); upgrade dagflow to use it"
         )
     return SchemaStatus(current, head_revision())
+
+
+QUICK_CHECK_MAX_BYTES = 1 << 30  # above this, damage is found on the first failing read instead
+
+
+def _check_intact(conn: Connection, where: str) -> None:
+    """Refuse a damaged SQLite file before anything writes to it (`PRAGMA quick_check`).
+
+    Damage in a page the schema check does not read (4 KiB overwritten mid-file) would
+    otherwise go unnoticed until a later write made it worse. The check reads every page: about
+    a second per gigabyte here, so larger files are left to fail on their first damaged read.
+    """
+    path = conn.engine.url.database
+    if not path or path == ":memory:":
+        return
+    try:
+        size = Path(path).stat().st_size
+    except OSError:
+        return
+    if size > QUICK_CHECK_MAX_BYTES:
+        return
+    found = [row[0] for row in conn.exec_driver_sql("PRAGMA quick_check(5)")]
+    if found != ["ok"]:
+        raise StoreError(
+            f"{where} is damaged (SQLite: {found[0]}); dagflow will not write to it: restore it "
+            "from a backup, or move it away and dagflow starts a new one"
+        )
 
 
 def upgrade(engine: Engine) -> SchemaStatus:

@@ -1,7 +1,9 @@
 """How values the engine hands over become columns: parameters as JSON, log identities as hashes.
 
-Parameters are stored as a JSON object. A value JSON cannot hold (a datetime, a custom object) is
+Parameters are stored as a JSON object. A value JSON cannot hold (a datetime, a custom object, a
+NaN or an infinity, which standard JSON has no number for, a structure nested too deeply) is
 stored as `{"$repr": repr(value)}`: readable, never re-executed, and recognisable when loaded.
+Every stored document is standard JSON, so every JSON output built from it is too.
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ def encode_parameters(parameters: dict[str, Any]) -> str:
     out: dict[str, Any] = {}
     for name, value in parameters.items():
         try:
-            json.dumps(value, default=_marker, allow_nan=True)
+            json.dumps(value, default=_marker, allow_nan=False)
             out[str(name)] = value
         except (TypeError, ValueError, RecursionError):
             out[str(name)] = _marker(value)
-    return json.dumps(out, default=_marker, sort_keys=True)
+    return json.dumps(out, default=_marker, sort_keys=True, allow_nan=False)
 
 
 def decode_parameters(text: str | None) -> dict[str, Any]:

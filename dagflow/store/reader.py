@@ -14,7 +14,7 @@ from sqlalchemy import Row, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from dagflow.core.keys import logical
+from dagflow.core.keys import logical, parse_key
 from dagflow.core.runs import FlowRun, LogEvent, TaskRun
 from dagflow.core.states import StateType, Transition
 from dagflow.errors import StoreError
@@ -51,7 +51,7 @@ class Reader:
         ref = (ref or "").strip()
         if not ref:
             raise StoreError("no run id given")
-        escaped = ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        escaped = _like(ref)
         with self._connect() as conn:
             ids = list(
                 conn.scalars(
@@ -117,7 +117,16 @@ class Reader:
         """Log records of a run in time order, as (row id, record); `task` is a name or key."""
         query = select(logs).where(logs.c.run_id == run_id, logs.c.id > after)
         if task is not None:
-            query = query.where((logs.c.task_name == task) | (logs.c.task_key == task))
+            match = (logs.c.task_name == task) | (logs.c.task_key == task)
+            try:
+                name, index = parse_key(task)
+            except ValueError:
+                pass
+            else:
+                if "-" not in name:  # a logical key `task[n]`: every attempt's `task-token[n]`
+                    pattern = _like(name) + f"-%[{index}]"
+                    match = match | logs.c.task_key.like(pattern, escape="\\")
+            query = query.where(match)
         query = query.order_by(logs.c.time, logs.c.id)
         with self._connect() as conn:
             return [
@@ -256,3 +265,8 @@ class _Reading:
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+def _like(text: str) -> str:
+    """`text` with LIKE's wildcards escaped (escape character: backslash)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -130,10 +130,12 @@ def test_logs_prints_records_filters_by_task_and_follow_ends_with_the_run(
     result = invoke("logs", runs[0][:8])
     assert result.exit_code == 0
     assert [line.split(" ", 1)[1] for line in result.stdout.splitlines()] == [
-        f"INFO    [work-{runs[0][:8]}1[{i}]] working on {i}" for i in range(3)
+        f"INFO    [work[{i}]] working on {i}"
+        for i in range(3)  # logical keys
     ]
     key = f"work-{runs[0][:8]}1[1]"
     assert invoke("logs", runs[0], "--task", key).stdout.count("working on") == 1
+    assert invoke("logs", runs[0], "--task", "work[1]").stdout.count("working on") == 1
     assert invoke("logs", runs[0], "--task", "work").stdout.count("working on") == 3
     followed = invoke("logs", runs[0], "--follow")
     assert followed.exit_code == 0 and followed.stdout == result.stdout

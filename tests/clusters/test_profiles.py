@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -212,3 +213,22 @@ def test_version_mismatches_name_package_and_places() -> None:
     assert "worker tcp://w2 0.0.1" in differ[0]
     missing = version_mismatches({**same, "workers": {"tcp://w1": no_dagflow}})
     assert missing and "worker tcp://w1 not installed" in missing[0]
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize("name", ["local-threads", "local"])
+def test_local_clusters_listen_on_loopback_only(name: str) -> None:
+    """Every socket the local cluster opens (scheduler, dashboard, workers) is on 127.0.0.1."""
+    import psutil
+
+    handle = clusters.get_cluster(name)
+    pids = {os.getpid()} | {p.pid for p in psutil.Process().children(recursive=True)}
+    listening = {
+        (conn.laddr.ip, conn.laddr.port)
+        for pid in pids
+        for conn in psutil.Process(pid).net_connections(kind="inet")
+        if conn.status == psutil.CONN_LISTEN
+    }
+    assert handle.client.status == "running"
+    assert listening, "the cluster listens somewhere"
+    assert {ip for ip, _ in listening} == {"127.0.0.1"}, sorted(listening)

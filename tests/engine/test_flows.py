@@ -534,3 +534,40 @@ def test_unpicklable_callable_names_task_and_type() -> None:
 
     with pytest.raises(DefinitionError, match=r"task 'holds_lock'.*not picklable.*lock"):
         bad_callable()
+
+
+@task
+def count_items(xs: list[Any]) -> int:
+    return len(xs)
+
+
+def test_a_cycle_through_a_changed_argument_is_refused_before_anything_runs(
+    journal: Journal,
+) -> None:
+    @flow
+    def cyclic() -> int:
+        g = inc(1)
+        box: list[Any] = [g]
+        f = count_items(box)
+        box.append(f)  # f now takes itself as an input
+        return f.result()
+
+    run = cyclic.run()
+    assert run.state is S.FAILED
+    assert run.error is not None and "cycle: task 'count_items' [count_items[0]]" in run.error
+    assert "would wait for itself" in run.error
+    with pytest.raises(DefinitionError):
+        run.result()
+    assert len(run.task_runs) == 0  # nothing of the wave was sent, nothing recorded as run
+    assert journal.count("inc") == 0
+
+
+def test_a_later_future_put_into_an_argument_is_a_dependency_not_a_cycle() -> None:
+    @flow
+    def later() -> int:
+        box: list[Any] = []
+        f = count_items(box)
+        box.append(inc(1))
+        return f.result()
+
+    assert later() == 1

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -247,3 +251,71 @@ def test_resume_reruns_a_task_whose_code_changed_and_force_reuses_by_key() -> No
     forced = after.resume(again.id, force=True)  # the explicit override: reuse by key
     assert forced.state is S.COMPLETED and forced.result() == 1
     assert forced.task_runs["load_data[0]"].state is S.CACHED
+
+
+def test_a_failed_result_write_leaves_no_partial_file(tmp_path: Path) -> None:
+    """A disk that fills up mid-write (here: a file size limit): the task fails, no file stays."""
+    script = tmp_path / "full_disk.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import resource, signal, sys
+            from dagflow import flow, task
+
+            @task(persist_result=True)
+            def big() -> bytes:
+                return b"x" * 5_000_000
+
+            @flow(cluster="local-threads")
+            def fills() -> bytes:
+                return big().result()
+
+            if __name__ == "__main__":
+                signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit: EFBIG
+                resource.setrlimit(resource.RLIMIT_FSIZE, (2_000_000, 2_000_000))
+                run = fills.run()
+                print("STATE", run.state, run.error)
+            """
+        )
+    )
+    results = tmp_path / "results"
+    env = {
+        **os.environ,
+        "DAGFLOW_HOME": str(tmp_path / "home"),
+        "DAGFLOW_RESULTS_URL": results.as_uri(),
+    }
+    proc = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert "STATE FAILED" in proc.stdout, proc.stdout + proc.stderr
+    assert "File too large" in proc.stdout or "Errno 27" in proc.stdout, proc.stdout
+    left = [p for p in results.rglob("*") if p.is_file() and not p.name.startswith(".probe")]
+    assert left == [], left
+
+
+def test_half_written_results_of_a_run_go_when_it_is_read_or_resumed(tmp_path: Path) -> None:
+    @task(persist_result=True)
+    def part(i: int) -> int:
+        return i
+
+    @task
+    def fail() -> None:
+        raise RuntimeError("stop here")
+
+    @flow(name="halfway")
+    def halfway() -> None:
+        part.map(range(3))
+        fail()
+
+    run = halfway.run()
+    assert run.state is S.FAILED
+    folder = Path(str(run.task_runs["part[0]"].result_location).removeprefix("file://")).parent
+    # what a worker killed while writing a 150 MB result leaves behind
+    partial = folder / "part-x1-1.pkl.partial-4242-1"
+    partial.write_bytes(b"half")
+    assert get_flow_run(run.id).state is S.FAILED
+    assert not partial.exists()
+    partial.write_bytes(b"half again")
+    halfway.resume(run.id)
+    assert not partial.exists()
+    assert sorted(p.name for p in folder.iterdir() if ".partial-" in p.name) == []

@@ -107,3 +107,46 @@ def test_unreachable_postgres_is_a_one_line_error() -> None:
         open_store("postgresql+psycopg://postgres@127.0.0.1:1/nothing")
     assert str(info.value).startswith("cannot open the dagflow database postgresql+psycopg://")
     assert "\n" not in str(info.value)
+
+
+def test_a_damaged_sqlite_file_is_refused_and_left_untouched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """4 KiB overwritten mid-file: found before any write; one line, exit 2, file as it was."""
+    import hashlib
+    import os
+
+    from click.testing import CliRunner
+
+    from dagflow.cli import main
+    from tests.store.conftest import new_id, run_events
+
+    url = f"sqlite:///{tmp_path / 'dagflow.db'}"
+    store = open_store(url)
+    writer = store.writer
+    for _ in range(20):
+        writer.handle(run_events(new_id(), 100))
+    assert writer.wait_committed(30)
+    store.close()
+    with sqlite3.connect(tmp_path / "dagflow.db") as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    path = tmp_path / "dagflow.db"
+    size = path.stat().st_size
+    assert size > 64 * 1024
+    with path.open("r+b") as fh:
+        fh.seek(size // 2 // 4096 * 4096)
+        fh.write(os.urandom(4096))
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+
+    monkeypatch.setenv("DAGFLOW_DATABASE_URL", url)
+    flow_file = tmp_path / "f.py"
+    flow_file.write_text(
+        "from dagflow import flow, task\n@task\ndef t() -> int:\n    return 1\n"
+        "@flow(cluster='local-threads')\ndef f() -> int:\n    return t().result()\n"
+    )
+    for args in (["run", str(flow_file)], ["runs", "ls"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and "is damaged" in lines[0] and "will not write" in lines[0]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
