@@ -7,6 +7,11 @@
 - `DAGFLOW_RESULTS_URL` (`DAGFLOW_HOME/results`): persisted results and cache entries (fsspec).
 - `DAGFLOW_HEARTBEAT_SECONDS` (5): how often a driver refreshes its active runs' heartbeat.
 - `DAGFLOW_CRASH_AFTER_SECONDS` (30): an active run whose heartbeat is older is CRASHED.
+- `DAGFLOW_API_URL` (none): a dagflow server (`http://host:4200`); when set, `dagflow runs` and
+  `dagflow logs` read through it instead of the database, and the Dask dashboard's `/dagflow`
+  page links to its run pages.
+- `DAGFLOW_API_TOKEN` (none): the server's bearer token. `dagflow server start` uses it, else the
+  token kept in `DAGFLOW_HOME/server-token` (made on first start); clients send it.
 
 `load()` reads them all at once, when a run starts or a command runs, and returns a frozen
 `Settings`; the parts of dagflow receive what they need from it (a worker never reads the
@@ -30,6 +35,8 @@ CLUSTER = "DAGFLOW_CLUSTER"
 RESULTS_URL = "DAGFLOW_RESULTS_URL"
 HEARTBEAT_SECONDS = "DAGFLOW_HEARTBEAT_SECONDS"
 CRASH_AFTER_SECONDS = "DAGFLOW_CRASH_AFTER_SECONDS"
+API_URL = "DAGFLOW_API_URL"
+API_TOKEN = "DAGFLOW_API_TOKEN"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +49,8 @@ class Settings:
     results_url: str
     heartbeat_seconds: float = 5.0
     crash_after_seconds: float = 30.0
+    api_url: str | None = None  # a dagflow server to read through, without a trailing slash
+    api_token: str | None = None
 
     @property
     def sqlite_path(self) -> Path:
@@ -71,6 +80,8 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         results_url=results.rstrip("/") if results else (home / "results").as_uri(),
         heartbeat_seconds=_seconds(env, HEARTBEAT_SECONDS, 5.0),
         crash_after_seconds=_seconds(env, CRASH_AFTER_SECONDS, 30.0),
+        api_url=_http_url(env, API_URL),
+        api_token=_text(env, API_TOKEN),
     )
 
 
@@ -79,6 +90,16 @@ def _text(env: Mapping[str, str], name: str) -> str | None:
     if value is None or not value.strip():
         return None
     return value.strip()
+
+
+def _http_url(env: Mapping[str, str], name: str) -> str | None:
+    raw = _text(env, name)
+    if raw is None:
+        return None
+    scheme, sep, rest = raw.partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or not rest.strip("/"):
+        raise SettingsError(f"{name} must be an http:// or https:// URL, got {raw!r}")
+    return raw.rstrip("/")
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
