@@ -7,10 +7,12 @@
   run; unique on (run_id, task_key, attempt, to_state), which is an event's identity, so a
   transition delivered twice is stored once.
 - `logs`: log records; unique on (run_id, ident), `ident` a hash of the record's identity.
+- `task_edges`: a run's dependencies between task names (one row per pair), for its task graph.
 
-`state_history` and `logs` name their run without a foreign key: they are the hot, append-only
-tables, a key check per row would cost about as much as the insert itself, and the writer only
-writes rows of runs whose `flow_runs` row exists (it drops, and logs, events of unknown runs).
+`state_history`, `logs` and `task_edges` name their run without a foreign key: they are the hot,
+append-only tables, a key check per row would cost about as much as the insert itself, and the
+writer only writes rows of runs whose `flow_runs` row exists (it drops, and logs, events of
+unknown runs).
 
 Every time is a float: seconds since the UNIX epoch (UTC), as the engine's events carry them.
 The Alembic revisions in `migrations/versions` must create exactly this (a test compares them).
@@ -125,4 +127,12 @@ logs = Table(
     Column("ident", String(32), nullable=False),
     UniqueConstraint("run_id", "ident", name="uq_logs_ident"),
     Index("ix_logs_run_time", "run_id", "time"),
+)
+
+task_edges = Table(
+    "task_edges",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("upstream", String(255), primary_key=True),
+    Column("downstream", String(255), primary_key=True),
 )

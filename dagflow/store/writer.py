@@ -31,11 +31,18 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from dagflow.core.runs import RunEvent
 from dagflow.core.states import StateType
-from dagflow.store.batch import HISTORY_COLUMNS, LOG_COLUMNS, TASK_COLUMNS, Batch, Seen
+from dagflow.store.batch import (
+    EDGE_COLUMNS,
+    HISTORY_COLUMNS,
+    LOG_COLUMNS,
+    TASK_COLUMNS,
+    Batch,
+    Seen,
+)
 from dagflow.store.bulk import BulkInsert
 from dagflow.store.database import make_engine
 from dagflow.store.encoding import encode_parameters
-from dagflow.store.schema import flow_runs, flows, logs, state_history, task_runs
+from dagflow.store.schema import flow_runs, flows, logs, state_history, task_edges, task_runs
 
 log = logging.getLogger(__name__)
 
@@ -276,6 +283,7 @@ class StoreWriter:
         self._upsert_tasks = BulkInsert(dialect, task_runs, TASK_COLUMNS, upsert_task)
         self._insert_history = BulkInsert(dialect, state_history, HISTORY_COLUMNS, ignore)
         self._insert_logs = BulkInsert(dialect, logs, LOG_COLUMNS, ignore)
+        self._insert_edges = BulkInsert(dialect, task_edges, EDGE_COLUMNS, ignore)
         self._update_runs = (
             update(flow_runs)
             .where(flow_runs.c.id == bindparam("b_id"))
@@ -305,6 +313,7 @@ class StoreWriter:
             self._upsert_tasks.execute(conn, [t.row() for t in batch.tasks.values()])
             self._insert_history.execute(conn, batch.history)
             self._insert_logs.execute(conn, batch.logs)
+            self._insert_edges.execute(conn, sorted(batch.edges))
             if batch.runs:
                 conn.execute(
                     self._update_runs,
