@@ -13,6 +13,7 @@ from sqlalchemy import text
 from dagflow.cli import main as cli
 from dagflow.core.states import StateType
 from dagflow.store import StoreWriter, open_store
+from dagflow.store.database import head_revision
 from dagflow.store.schema import VERSION_TABLE
 from tests.store.conftest import new_id, run_events
 
@@ -139,10 +140,11 @@ def test_logs_prints_records_filters_by_task_and_follow_ends_with_the_run(
 
 def test_db_upgrade_and_info(env: str) -> None:
     result = invoke("db", "upgrade")
-    assert result.exit_code == 0 and "upgraded from (empty) to 0002" in result.stdout
-    assert "is up to date (revision 0002)" in invoke("db", "upgrade").stdout
+    head = head_revision()
+    assert result.exit_code == 0 and f"upgraded from (empty) to {head}" in result.stdout
+    assert f"is up to date (revision {head})" in invoke("db", "upgrade").stdout
     info = json.loads(invoke("db", "info", "--json").stdout)
-    assert info["backend"] == "sqlite" and info["revision"] == info["head"] == "0002"
+    assert info["backend"] == "sqlite" and info["revision"] == info["head"] == head
     assert info["flow_runs"] == 0
 
 
