@@ -148,7 +148,7 @@ class Client:
         return [self.get_flow_run(s.run.id) for s in self.list_runs(flow, state, limit)]
 
     def logs(self, ref: str, task: str | None = None) -> list[LogEvent]:
-        """Every log record of a run, in the order recorded."""
+        """Every log record of a run, in time order (as `FlowRun.logs()` gives them)."""
         run_id = self.resolve(ref)
         out: list[LogEvent] = []
         after = 0
@@ -156,7 +156,7 @@ class Client:
             page = self._log_page(run_id, task, after, PAGE, 0.0)
             out.extend(log_of(run_id, row) for row in page.logs)
             if len(page.logs) < PAGE:
-                return out
+                return sorted(out, key=lambda ev: ev.time)
             after = page.next_after
 
     def cancel(self, ref: str) -> StateType:

@@ -6,6 +6,8 @@ else `DAGFLOW_HOME/dagflow.db`). FastAPI, uvicorn and Bokeh are imported only wh
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from dagflow import settings as dagflow_settings
@@ -53,6 +55,7 @@ def start(
         else:
             click.echo(f"token: from {token.source} (`dagflow server token` prints it)")
         click.echo(f"remote CLI: DAGFLOW_API_URL={url} DAGFLOW_API_TOKEN=<token> dagflow runs ls")
+        sys.stdout.flush()  # before uvicorn takes over, even when stdout is a pipe
 
     options = ServeOptions(host, port, ssl_certfile, ssl_keyfile, access_log)
     serve(options, dagflow_settings.load(), announce)
