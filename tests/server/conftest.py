@@ -148,6 +148,15 @@ class Page:
         return [m for m in self.console if "Content Security Policy" in m or "pageerror" in m]
 
 
+def on_dialog(found: Page, dialog: Any) -> None:
+    """Confirmations (the cancel button's) are accepted; any other dialog is recorded."""
+    found.console.append(f"dialog {dialog.type}: {dialog.message}")
+    if dialog.type == "confirm":
+        dialog.accept()
+    else:
+        dialog.dismiss()
+
+
 @pytest.fixture
 def page(browser: Any, live: Live, tmp_path: Path) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
@@ -156,7 +165,7 @@ def page(browser: Any, live: Live, tmp_path: Path) -> Iterator[Page]:
     pg.on("console", lambda m: found.console.append(f"{m.type}: {m.text}"))
     pg.on("pageerror", lambda e: found.console.append(f"pageerror: {e}"))
     pg.on("request", lambda r: found.requests.append(r.url))
-    pg.on("dialog", lambda d: found.console.append(f"dialog: {d.message}") or d.dismiss())
+    pg.on("dialog", lambda d: on_dialog(found, d))
     pg.goto(f"{live.url}/login")
     pg.fill("#token", TOKEN)
     pg.click("#login-form button[type=submit]")

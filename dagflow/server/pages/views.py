@@ -21,6 +21,7 @@ from dagflow.core.history import RunSummary
 from dagflow.core.states import StateType
 from dagflow.server.auth import COOKIE
 from dagflow.server.context import context, get_store, require_session
+from dagflow.server.errors import bad_input
 from dagflow.server.models import LogLevel
 from dagflow.server.pages import charts
 from dagflow.server.pages.render import page
@@ -40,6 +41,29 @@ DONE = {"X-Dagflow-Live": "0"}
 
 def live_header(live: bool) -> dict[str, str]:
     return LIVE if live else DONE
+
+
+def form_states(values: list[str]) -> list[StateType]:
+    """States from a page's form, where "" means any; 422 naming `state` for anything else."""
+    out = []
+    for value in values:
+        if not value:
+            continue
+        try:
+            out.append(StateType(value.strip().upper()))
+        except ValueError:
+            bad_input("query", "state", f"unknown state {value!r}")
+    return out
+
+
+def form_level(value: str | None) -> LogLevel | None:
+    """A log level from a page's form, where "" means all."""
+    if not value:
+        return None
+    try:
+        return LogLevel(value.strip().upper())
+    except ValueError:
+        bad_input("query", "level", f"unknown log level {value!r}")
 
 
 # ---------------------------------------------------------------------- signing in
@@ -112,7 +136,8 @@ def _runs_values(
         "selected": {s.value for s in state},
         "query": urlencode([*query, ("cursor", cursor)] if cursor else query),
         "older": older,
-        "live": any(not s.run.state.is_final for s in result.runs),
+        # the newest page is always live (new runs appear on it); older ones while a run runs
+        "live": cursor is None or any(not s.run.state.is_final for s in result.runs),
         "flows": [f.name for f in store.list_flows()],
     }
 
@@ -120,22 +145,22 @@ def _runs_values(
 @router.get("/runs", dependencies=session)
 def runs_page(
     flow: str | None = Query(None, max_length=255),
-    state: list[StateType] = Query([]),
+    state: list[str] = Query([]),
     cursor: str | None = Query(None, max_length=200),
     store: Store = Depends(get_store),
 ) -> Response:
-    values = _runs_values(store, flow, state, cursor)
+    values = _runs_values(store, flow, form_states(state), cursor)
     return page("runs.html", **values)
 
 
 @router.get("/parts/runs", dependencies=session)
 def runs_part(
     flow: str | None = Query(None, max_length=255),
-    state: list[StateType] = Query([]),
+    state: list[str] = Query([]),
     cursor: str | None = Query(None, max_length=200),
     store: Store = Depends(get_store),
 ) -> Response:
-    values = _runs_values(store, flow, state, cursor)
+    values = _runs_values(store, flow, form_states(state), cursor)
     return page("runs_table.html", headers=live_header(values["live"]), **values)
 
 
@@ -198,16 +223,16 @@ def _logs_values(
 @router.get("/runs/{ref}", dependencies=session)
 def run_page(
     ref: str = RunRef,
-    state: list[StateType] = Query([]),
+    state: list[str] = Query([]),
     offset: int = Query(0, ge=0),
-    level: LogLevel | None = Query(None),
+    level: str | None = Query(None, max_length=20),
     q: str | None = Query(None, max_length=200),
     store: Store = Depends(get_store),
 ) -> Response:
     values = _header_values(store, ref)
     run_id = values["run"].id
-    values.update(_tasks_values(store, run_id, state, offset))
-    values.update(_logs_values(store, run_id, level, q))
+    values.update(_tasks_values(store, run_id, form_states(state), offset))
+    values.update(_logs_values(store, run_id, form_level(level), q))
     return page("run.html", **values)
 
 
@@ -220,12 +245,12 @@ def run_header_part(ref: str = RunRef, store: Store = Depends(get_store)) -> Res
 @router.get("/runs/{ref}/parts/tasks", dependencies=session)
 def run_tasks_part(
     ref: str = RunRef,
-    state: list[StateType] = Query([]),
+    state: list[str] = Query([]),
     offset: int = Query(0, ge=0),
     store: Store = Depends(get_store),
 ) -> Response:
     run_id = store.resolve(ref)
-    values = _tasks_values(store, run_id, state, offset)
+    values = _tasks_values(store, run_id, form_states(state), offset)
     live = store.run_state(run_id)
     return page(
         "run_tasks.html",
@@ -238,12 +263,12 @@ def run_tasks_part(
 @router.get("/runs/{ref}/parts/logs", dependencies=session)
 def run_logs_part(
     ref: str = RunRef,
-    level: LogLevel | None = Query(None),
+    level: str | None = Query(None, max_length=20),
     q: str | None = Query(None, max_length=200),
     store: Store = Depends(get_store),
 ) -> Response:
     run_id = store.resolve(ref)
-    values = _logs_values(store, run_id, level, q)
+    values = _logs_values(store, run_id, form_level(level), q)
     live = store.run_state(run_id)
     return page(
         "run_logs.html",
