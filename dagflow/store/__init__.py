@@ -129,6 +129,10 @@ class Store:
         """One run with its flow-level history and task counts, without loading task runs."""
         return self.browser.run_summary(ref)
 
+    def run_summaries(self, run_ids: list[str]) -> dict[str, RunSummary]:
+        """The recorded runs among `run_ids`, by id, with their task counts."""
+        return self.browser.run_summaries(run_ids)
+
     def list_flows(self) -> list[FlowSummary]:
         return self.browser.list_flows()
 

@@ -118,6 +118,17 @@ class Browser:
             runs = [r for r in runs if r.state in where.states]
         return RunPage([RunSummary(r, counts.get(r.id, {})) for r in runs], next_cursor)
 
+    def run_summaries(self, run_ids: list[str]) -> dict[str, RunSummary]:
+        """The runs with these ids that the history holds (no task runs loaded), by id."""
+        if not run_ids:
+            return {}
+        shown = self.reader.detect_crashes(run_ids)
+        with self.reader.connect() as conn:
+            rows = conn.execute(select(flow_runs).where(flow_runs.c.id.in_(run_ids)))
+            runs = [self.reader.flow_run_of(row, shown) for row in rows]
+            counts = self._counts(conn, [r.id for r in runs])
+        return {r.id: RunSummary(r, counts.get(r.id, {})) for r in runs}
+
     def run_summary(self, ref: str) -> RunSummary:
         """One run with its flow-level history and its task runs' counts (no task runs loaded)."""
         run_id = self.reader.resolve(ref)
