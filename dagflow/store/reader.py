@@ -52,6 +52,10 @@ class Reader:
             raise NotFound("no run id given")
         escaped = ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         with self._connect() as conn:
+            # a whole id (what the pages and the API use) is one primary-key lookup; only a
+            # prefix needs LIKE, which SQLite cannot answer from the index
+            if conn.scalar(select(flow_runs.c.id).where(flow_runs.c.id == ref)) is not None:
+                return ref
             ids = list(
                 conn.scalars(
                     select(flow_runs.c.id)
