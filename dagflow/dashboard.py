@@ -1,29 +1,42 @@
-"""dagflow's page inside the Dask dashboard: the runs on this cluster and their tasks' progress.
+"""dagflow's page inside the Dask dashboard: the runs on this cluster, in dagflow's own states.
 
 A scheduler preload module (`dask scheduler --preload dagflow.dashboard`; dagflow's local
-clusters add it themselves). Importing it registers the Bokeh page `/dagflow` with the stock
-dashboard (and, as `/individual-dagflow-runs`, in its "More..." menu and in dask-labextension);
-`dask_setup` adds the JSON route `/dagflow/api/runs` (`?run=RUN_ID` for one run).
+clusters add it themselves). `dask_setup` adds to the scheduler's HTTP server:
 
-Where the numbers come from: each flow run submits its tasks inside `distributed.span(flow name,
-run id)`, and each run's task groups are its own (keys carry the run token), so a run's progress
-is the sum of its span's task groups' state counts (Dask states: waiting, processing, memory,
-erred, forgotten). A request costs O(spans + the listed runs' task groups), never O(tasks), and
-nothing runs per transition. A task that dagflow records as FAILED still ends in Dask's `memory`
-(the wrapper returns the failure as a value), so these are Dask's states; the run's own record
-has dagflow's.
+- `/dagflow` (and `/individual-dagflow-runs`, the name the dashboard's "More..." menu and
+  dask-labextension list): an HTML page, one row per flow run on this cluster, newest first;
+- `/dagflow/api/runs` (`?run=RUN_ID` for one run): the same as JSON.
+
+Which runs: those with a `distributed.span(flow name, run id)` on this scheduler. Their states
+come from **dagflow's run history** (the database this scheduler's environment names, as for any
+dagflow process): a FAILED run with failed tasks shows FAILED and its failed count, whatever
+Dask says (a failed task is "done" for Dask: the wrapper returns the failure as a value). Dask's
+own progress (done/total keys of the run's task groups) is shown beside it. When
+`DAGFLOW_API_URL` names a dagflow server, each run links to its page there.
+
+A request costs O(spans + the listed runs' task groups) on the scheduler and one indexed query
+(run by id, task counts grouped by state) in a worker thread: the event loop never waits on the
+database. The page carries no script at all (it reloads itself with a meta refresh) and sends a
+Content-Security-Policy; every stored string is escaped.
 """
 
 from __future__ import annotations
 
+import html
 import json
+import logging
 import re
+from datetime import datetime, timezone
 from typing import Any
 
 from tornado import web
+from tornado.ioloop import IOLoop
+
+log = logging.getLogger(__name__)
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 MAX_RUNS = 200
+REFRESH_SECONDS = 2
 BUCKETS = ("waiting", "processing", "memory", "erred", "forgotten")
 _BUCKET_OF = {
     "released": "waiting",
@@ -35,6 +48,10 @@ _BUCKET_OF = {
     "erred": "erred",
     "forgotten": "forgotten",
 }
+CSP = (
+    "default-src 'self'; script-src 'none'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'none'"
+)
 
 
 def run_rows(
@@ -81,13 +98,43 @@ def _row(span: Any) -> dict[str, Any]:
     }
 
 
+def with_history(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
+    """Add dagflow's state, task counts and page link to each row; (rows, problem or None).
+
+    Runs in a worker thread: it reads the run history database.
+    """
+    from dagflow import runtime
+    from dagflow import settings as dagflow_settings
+    from dagflow.errors import DagflowError
+
+    try:
+        current = dagflow_settings.load()
+        found = runtime.default_store(current).run_summaries([r["run_id"] for r in rows])
+    except DagflowError as exc:
+        return rows, f"the run history cannot be read from this scheduler: {exc}"
+    for row in rows:
+        summary = found.get(row["run_id"])
+        row["url"] = f"{current.api_url}/runs/{row['run_id']}" if current.api_url else None
+        if summary is None:
+            row.update(state=None, task_counts={}, failed_tasks=0, error=None)
+            continue
+        run = summary.run
+        row.update(
+            state=run.state.value,
+            task_counts={s.value: n for s, n in sorted(summary.task_counts.items())},
+            failed_tasks=summary.failed_tasks,
+            error=run.error,
+        )
+    return rows, None
+
+
 class RunsHandler(web.RequestHandler):
     """GET /dagflow/api/runs[?run=RUN_ID]: the runs on this cluster as JSON."""
 
     def initialize(self, scheduler: Any) -> None:
         self.scheduler = scheduler
 
-    def get(self) -> None:
+    async def get(self) -> None:
         run_id = self.get_argument("run", None)
         if run_id is not None and not RUN_ID.match(run_id):
             self.set_status(400)
@@ -98,73 +145,127 @@ class RunsHandler(web.RequestHandler):
             self.set_status(404)
             self.write({"error": f"no run {run_id} on this cluster"})
             return
+        rows, problem = await IOLoop.current().run_in_executor(None, with_history, rows)
         self.set_header("Content-Type", "application/json")
-        self.write(json.dumps({"runs": rows}))
+        self.write(json.dumps({"runs": rows, "history_error": problem}))
+
+
+class PageHandler(web.RequestHandler):
+    """GET /dagflow: the runs on this cluster as an HTML table, in dagflow's states."""
+
+    def initialize(self, scheduler: Any) -> None:
+        self.scheduler = scheduler
+
+    async def get(self) -> None:
+        rows, problem = await IOLoop.current().run_in_executor(
+            None, with_history, run_rows(self.scheduler)
+        )
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.set_header("Content-Security-Policy", CSP)
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.write(render_page(rows, problem))
+
+
+STYLE = """body{font:14px/1.4 system-ui,sans-serif;margin:16px 24px;color:#1d2330}
+table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:5px 9px;
+border-bottom:1px solid #e1e5ec}th{background:#eef1f6;font-size:12px;text-transform:uppercase}
+.b{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;font-size:12px;
+font-weight:700;background:#8a94a6}.ok{background:#2e9d5b}.failed{background:#d43d3d}
+.running{background:#2f7fd1}.f{color:#d43d3d;font-weight:700}tr.bad{background:#fff4f4}
+.note{color:#5d6677}code{font-size:12px}"""
+
+
+def _state_class(state: str | None) -> str:
+    from dagflow.core.states import StateType
+
+    if state is None:
+        return ""
+    s = StateType(state)
+    if s.is_success:
+        return "ok"
+    if s.is_failure:
+        return "failed"
+    return "running" if not s.is_final else ""
+
+
+def render_page(rows: list[dict[str, Any]], problem: str | None) -> str:
+    e = html.escape
+    out = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<meta http-equiv='refresh' content='{REFRESH_SECONDS}'>",
+        f"<title>Dask: dagflow runs</title><style>{STYLE}</style></head><body>",
+        "<h2>dagflow runs on this cluster</h2>",
+        "<p class='note'>States and task counts are dagflow's, from its run history; "
+        "<i>Dask keys</i> counts this cluster's keys done (a failed task is done for Dask). "
+        "JSON: <a href='dagflow/api/runs'>dagflow/api/runs</a>.</p>",
+    ]
+    if problem:
+        out.append(f"<p class='f'>{e(problem)}</p>")
+    if not rows:
+        out.append("<p class='note'>No dagflow run on this cluster yet.</p>")
+    else:
+        out.append(
+            "<table><tr><th>State</th><th>Flow</th><th>Run</th><th>Submitted (UTC)</th>"
+            "<th>Tasks (dagflow)</th><th>Dask keys</th></tr>"
+        )
+        for row in rows:
+            state = row.get("state")
+            bad = " class='bad'" if _state_class(state) == "failed" else ""
+            counts = " ".join(
+                f"<span class='{'f' if k in FAILED else ''}'>{n} {e(k.lower())}</span>"
+                for k, n in row.get("task_counts", {}).items()
+            )
+            run_id = e(row["run_id"])
+            link = f"<a href='{e(row['url'])}'>{run_id}</a>" if row.get("url") else run_id
+            shown = e(state) if state else "not in this scheduler's run history"
+            submitted = datetime.fromtimestamp(row["submitted"], timezone.utc)
+            out.append(
+                f"<tr{bad} data-run='{run_id}'><td><span class='b {_state_class(state)}'>"
+                f"{shown}</span></td><td>{e(row['flow'])}</td><td><code>{link}</code></td>"
+                f"<td>{submitted:%Y-%m-%d %H:%M:%S}</td><td>{counts or '-'}</td>"
+                f"<td>{row['done']}/{row['tasks']}</td></tr>"
+            )
+        out.append("</table>")
+    out.append("</body></html>")
+    return "".join(out)
+
+
+FAILED = ("FAILED", "TIMED_OUT", "CRASHED", "UPSTREAM_FAILED")
 
 
 def runs_doc(scheduler: Any, extra: dict[str, Any], doc: Any) -> None:
-    """The Bokeh page: one row per run with its tasks by Dask state, refreshed every second."""
-    from bokeh.layouts import column
-    from bokeh.models import ColumnDataSource
-    from bokeh.models.widgets import DataTable, Div, NumberFormatter, TableColumn
-    from distributed.dashboard.components.scheduler import BOKEH_THEME, env
+    """The Bokeh entry the dashboard's menu lists; `dask_setup`'s handler serves the page."""
+    from bokeh.models.widgets import Div
 
-    fields = ("flow", "run_id", "submitted", "tasks", *BUCKETS, "progress")
-    source = ColumnDataSource({f: [] for f in fields})
-
-    def update() -> None:
-        import datetime as dt
-
-        rows = run_rows(scheduler)
-        data: dict[str, list[Any]] = {f: [] for f in fields}
-        for row in rows:
-            data["flow"].append(row["flow"])
-            data["run_id"].append(row["run_id"])
-            data["submitted"].append(
-                dt.datetime.fromtimestamp(row["submitted"]).strftime("%Y-%m-%d %H:%M:%S")
-            )
-            data["tasks"].append(row["tasks"])
-            for bucket in BUCKETS:
-                data[bucket].append(row["states"][bucket])
-            data["progress"].append(row["progress"])
-        source.data = data
-
-    columns = [
-        TableColumn(field="flow", title="flow"),
-        TableColumn(field="run_id", title="run id", width=260),
-        TableColumn(field="submitted", title="submitted"),
-        TableColumn(field="tasks", title="tasks"),
-        *[TableColumn(field=b, title=b) for b in BUCKETS],
-        TableColumn(field="progress", title="done", formatter=NumberFormatter(format="0%")),
-    ]
-    table = DataTable(source=source, columns=columns, sizing_mode="stretch_width", height=600)
-    title = Div(
-        text="<h2>dagflow runs</h2><p>Tasks of each flow run on this cluster by Dask state "
-        "(done = memory + forgotten). JSON: <code>dagflow/api/runs</code></p>"
-    )
-    update()
-    doc.add_periodic_callback(update, 1000)
     doc.title = "Dask: dagflow runs"
-    doc.add_root(column(title, table, sizing_mode="stretch_width"))
-    doc.template = env.get_template("simple.html")
-    doc.template_variables.update(extra)
-    doc.theme = BOKEH_THEME
+    doc.add_root(Div(text="The dagflow page is at <a href='dagflow'>dagflow</a>."))
 
 
 def dask_setup(server: Any) -> None:
-    """Preload hook: add the JSON route to the scheduler's HTTP server."""
+    """Preload hook: add the page and its JSON route to the scheduler's HTTP server.
+
+    The scheduler's own handlers are matched before the Bokeh dashboard's applications, so
+    these serve `/dagflow` and `/individual-dagflow-runs` whatever the Bokeh app registered.
+    """
     from distributed import Scheduler
 
     app = getattr(server, "http_application", None)
     if not isinstance(server, Scheduler) or app is None:
         return
-    app.add_handlers(r".*", [(r"/dagflow/api/runs/?", RunsHandler, {"scheduler": server})])
+    args = {"scheduler": server}
+    app.add_handlers(
+        r".*",
+        [
+            (r"/dagflow/api/runs/?", RunsHandler, args),
+            (r"/dagflow/?", PageHandler, args),
+            (r"/individual-dagflow-runs/?", PageHandler, args),
+        ],
+    )
 
 
 def _register_page() -> None:
     from distributed.dashboard.scheduler import applications
 
-    applications.setdefault("/dagflow", runs_doc)
     # the dashboard's "More..." menu and dask-labextension list the "individual-" pages
     applications.setdefault("/individual-dagflow-runs", runs_doc)
 

@@ -13,6 +13,8 @@ DagflowError
 ├── FlowCancelled          the flow run was cancelled (Ctrl-C, or on request)
 ├── InvalidTransition      a state change the state machine forbids (a bug, never user input)
 ├── StoreError             the run history database refused or failed
+│   ├── NotFound           no run (or other record) is named by the id given, or several are
+│   └── StateConflict      the run is not in a state that allows what was asked (cancel, resume)
 ├── ClusterError           a cluster could not be found, started or reached
 ├── SettingsError          a DAGFLOW_* environment variable holds a bad value
 └── UsageError             what a command was given names nothing usable (file, module, flow)
@@ -20,7 +22,8 @@ DagflowError
 
 Each family carries its exit code (`exit_code`): 0 is success, 1 a run that failed or crashed,
 2 a mistake of the user's (a definition, parameters, a name, a setting), 130 a cancelled run. The
-CLI maps errors to exit codes and one line of text through this attribute only.
+CLI maps errors to exit codes and one line of text through this attribute only; the server maps
+the same families to HTTP statuses in one place (`dagflow/server/errors.py`).
 """
 
 from __future__ import annotations
@@ -124,6 +127,14 @@ class StoreError(DagflowError):
     """The run history database refused or failed."""
 
     exit_code = 2
+
+
+class NotFound(StoreError):
+    """No record is named by the id or name given (or a prefix names several)."""
+
+
+class StateConflict(StoreError):
+    """The run is not in a state that allows what was asked (cancel a finished run, ...)."""
 
 
 class ClusterError(DagflowError):

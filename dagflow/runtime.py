@@ -27,6 +27,7 @@ from dagflow.core.states import StateType
 from dagflow.errors import DefinitionError
 
 if TYPE_CHECKING:
+    from dagflow.core.history import RunHistory
     from dagflow.core.reuse import ResumePlan
     from dagflow.engine.sinks import EventSink
     from dagflow.store import Store
@@ -199,6 +200,20 @@ def close_stores() -> None:
         _stores.clear()
     for store in stores:
         store.close(timeout=10.0)
+
+
+def run_history(current: dagflow_settings.Settings | None = None) -> RunHistory:
+    """Where recorded runs are read from: a dagflow server (`DAGFLOW_API_URL`), else the database.
+
+    The `runs` and `logs` commands read through this, so they work the same on the database and
+    through a server (with `DAGFLOW_API_TOKEN`), and never ask which one it is.
+    """
+    current = current if current is not None else dagflow_settings.load()
+    if current.api_url is not None:
+        from dagflow.client import Client
+
+        return Client(current.api_url, current.api_token)
+    return default_store(current)
 
 
 def get_flow_run(ref: str) -> FlowRun:

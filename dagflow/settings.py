@@ -10,6 +10,11 @@
 - `DAGFLOW_LOG_MAX_RECORD` (65536): characters kept of one log record (the rest is cut, marked).
 - `DAGFLOW_LOG_MAX_PER_TASK` (4194304): characters of log a task execution may send; further
   records are dropped and counted.
+- `DAGFLOW_API_URL` (none): a dagflow server (`http://host:4200`); when set, `dagflow runs` and
+  `dagflow logs` read through it instead of the database, and the Dask dashboard's `/dagflow`
+  page links to its run pages.
+- `DAGFLOW_API_TOKEN` (none): the server's bearer token. `dagflow server start` uses it, else the
+  token kept in `DAGFLOW_HOME/server-token` (made on first start); clients send it.
 
 `load()` reads them all at once, when a run starts or a command runs, and returns a frozen
 `Settings`; the parts of dagflow receive what they need from it (a worker never reads the
@@ -35,6 +40,8 @@ HEARTBEAT_SECONDS = "DAGFLOW_HEARTBEAT_SECONDS"
 CRASH_AFTER_SECONDS = "DAGFLOW_CRASH_AFTER_SECONDS"
 LOG_MAX_RECORD = "DAGFLOW_LOG_MAX_RECORD"
 LOG_MAX_PER_TASK = "DAGFLOW_LOG_MAX_PER_TASK"
+API_URL = "DAGFLOW_API_URL"
+API_TOKEN = "DAGFLOW_API_TOKEN"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +56,8 @@ class Settings:
     crash_after_seconds: float = 30.0
     log_max_record: int = 64 * 1024
     log_max_per_task: int = 4 * 1024 * 1024
+    api_url: str | None = None  # a dagflow server to read through, without a trailing slash
+    api_token: str | None = None
 
     @property
     def sqlite_path(self) -> Path:
@@ -80,6 +89,8 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         crash_after_seconds=_seconds(env, CRASH_AFTER_SECONDS, 30.0),
         log_max_record=_count(env, LOG_MAX_RECORD, 64 * 1024, minimum=100),
         log_max_per_task=_count(env, LOG_MAX_PER_TASK, 4 * 1024 * 1024, minimum=100),
+        api_url=_http_url(env, API_URL),
+        api_token=_text(env, API_TOKEN),
     )
 
 
@@ -88,6 +99,16 @@ def _text(env: Mapping[str, str], name: str) -> str | None:
     if value is None or not value.strip():
         return None
     return value.strip()
+
+
+def _http_url(env: Mapping[str, str], name: str) -> str | None:
+    raw = _text(env, name)
+    if raw is None:
+        return None
+    scheme, sep, rest = raw.partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or not rest.strip("/"):
+        raise SettingsError(f"{name} must be an http:// or https:// URL, got {raw!r}")
+    return raw.rstrip("/")
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:

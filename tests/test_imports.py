@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "dagflow"
-HEAVY = ("distributed", "sqlalchemy", "alembic", "bokeh", "tornado", "psycopg", "click", "rich")
+WEB = ("fastapi", "starlette", "uvicorn", "httpx", "bokeh", "tornado")  # (dask loads jinja2)
+HEAVY = ("distributed", "sqlalchemy", "alembic", "psycopg", "click", "rich", *WEB)
 OUTER_LAYERS = ("engine", "store", "scheduler", "server", "cli", "clusters", "runtime")
 
 
@@ -145,6 +146,21 @@ def test_importing_dagflow_loads_no_store_scheduler_or_pages() -> None:
     loaded = loaded_after("import dagflow")
     assert "dagflow" in loaded
     assert heavy_in(loaded, HEAVY) == []
+
+
+def test_the_cli_loads_no_web_library_until_the_server_starts() -> None:
+    """`dagflow --help` and the commands' modules load neither the server nor its client."""
+    code = textwrap.dedent(
+        """
+        from click.testing import CliRunner
+        from dagflow.cli import main
+        assert CliRunner().invoke(main, ["--help"]).exit_code == 0
+        assert CliRunner().invoke(main, ["server", "--help"]).exit_code == 0
+        """
+    )
+    loaded = loaded_after(code)
+    assert "dagflow.cli.server" in loaded
+    assert heavy_in(loaded, WEB) == []
 
 
 @pytest.mark.cluster

@@ -5,6 +5,7 @@ run.py        dagflow run | resume | inspect      (loading.py: FILE.py:FLOW -> t
 runs.py       dagflow runs ls|show, logs           progress.py: the live display;
 cluster.py    dagflow cluster start|info           output.py: JSON, times, states)
 db.py         dagflow db upgrade|info
+server.py     dagflow server start|token          (the server itself: dagflow.server)
 ```
 
 Every error dagflow raises on purpose carries its exit code (`dagflow.errors`); `DagflowGroup`
@@ -23,6 +24,7 @@ from dagflow.cli.db import db
 from dagflow.cli.output import one_line
 from dagflow.cli.run import inspect_command, resume_command, run
 from dagflow.cli.runs import logs_command, runs
+from dagflow.cli.server import server
 from dagflow.core.text import inert
 from dagflow.errors import DagflowError
 
@@ -58,5 +60,6 @@ main.add_command(runs)
 main.add_command(logs_command)
 main.add_command(cluster)
 main.add_command(db)
+main.add_command(server)
 
 __all__ = ["main"]

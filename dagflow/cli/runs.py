@@ -1,7 +1,8 @@
 """`dagflow runs ls|show` and `dagflow logs`: read the run history.
 
-A run is named by its id or a unique prefix of it. These commands only read the database (they
-never start a cluster), through the store's methods; `--json` prints the documented documents
+A run is named by its id or a unique prefix of it. These commands only read the history (they
+never start a cluster) through `runtime.run_history()`: the database, or a dagflow server when
+`DAGFLOW_API_URL` is set (both implement `RunHistory`); `--json` prints the documented documents
 of `docs/store.md`.
 """
 
@@ -29,11 +30,11 @@ from dagflow.cli.output import (
     task_json,
     when,
 )
+from dagflow.core.history import RunHistory
 from dagflow.core.keys import logical
 from dagflow.core.runs import LogEvent
 from dagflow.core.states import StateType
 from dagflow.core.text import inert
-from dagflow.store import Store
 
 STATE_NAMES = [s.value for s in StateType]
 FOLLOW_POLL_SECONDS = 0.5
@@ -55,9 +56,9 @@ def runs() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (documented).")
 def runs_ls(flow_name: str | None, state: str | None, limit: int, as_json: bool) -> None:
     """List recent flow runs, newest first."""
-    found = runtime.default_store().list_flow_runs(flow_name, state, limit)
+    found = runtime.run_history().list_runs(flow_name, state, limit)
     if as_json:
-        echo_json([run_json(r) for r in found])
+        echo_json([run_json(s.run, s.task_counts) for s in found])
         return
     if not found:
         click.echo("no flow runs recorded")
@@ -65,11 +66,12 @@ def runs_ls(flow_name: str | None, state: str | None, limit: int, as_json: bool)
     table = Table(box=None, header_style="bold")
     for name in ("ID", "FLOW", "STATE", "STARTED (UTC)", "DURATION", "TASKS"):
         table.add_column(name, no_wrap=True)
-    for run in found:
-        counts = run.counts()
-        done = sum(n for s, n in counts.items() if s.is_final)
-        failed = sum(n for s, n in counts.items() if s.is_failure)
-        tasks = f"{done}/{len(run.task_runs)}" + (f" ({failed} failed)" if failed else "")
+    for summary in found:
+        run = summary.run
+        failed = summary.failed_tasks
+        tasks = f"{summary.finished_tasks}/{summary.tasks}" + (
+            f" ({failed} failed)" if failed else ""
+        )
         table.add_row(
             run.id[:12],
             Text(inert(run.flow_name)),
@@ -86,7 +88,7 @@ def runs_ls(flow_name: str | None, state: str | None, limit: int, as_json: bool)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (documented).")
 def runs_show(run: str, as_json: bool) -> None:
     """Show one run (RUN: its id or a unique prefix) and its task runs."""
-    fr = runtime.default_store().get_flow_run(run)
+    fr = runtime.run_history().get_flow_run(run)
     tasks = sorted(fr.task_runs.values(), key=lambda t: (t.started or 0.0, t.key))
     if as_json:
         out = run_json(fr)
@@ -140,20 +142,20 @@ def runs_show(run: str, as_json: bool) -> None:
 @click.option("--follow", "-f", is_flag=True, help="Keep printing until the run ends.")
 def logs_command(run: str, task: str | None, follow: bool) -> None:
     """Print the log records of a run (RUN: its id or a unique prefix)."""
-    store = runtime.default_store()
-    run_id = store.resolve(run)
-    last = _print_logs(store, run_id, task, 0)
+    history = runtime.run_history()
+    run_id = history.resolve(run)
+    last = _print_logs(history, run_id, task, 0)
     while follow:
-        state = store.run_state(run_id)
+        state = history.run_state(run_id)
         done = state is None or state.is_final
         time.sleep(0 if done else FOLLOW_POLL_SECONDS)
-        last = _print_logs(store, run_id, task, last)
+        last = _print_logs(history, run_id, task, last)
         if done:
             return
 
 
-def _print_logs(store: Store, run_id: str, task: str | None, after: int) -> int:
-    for row_id, ev in store.logs_after(run_id, task, after):
+def _print_logs(history: RunHistory, run_id: str, task: str | None, after: int) -> int:
+    for row_id, ev in history.logs_after(run_id, task, after):
         click.echo(format_log(ev))
         after = row_id
     return after

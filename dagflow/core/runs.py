@@ -1,9 +1,10 @@
 """Value objects for runs and the event stream the engine emits about them.
 
 The engine turns what happens on the cluster into a stream of frozen events, in order:
-`FlowRunStarted` once, then `StateEvent`s (flow and task transitions) and `LogEvent`s, ending
-with the flow's final `StateEvent`. A store consumes the stream in batches; an event's `ident`
-is stable, so an event delivered twice can be recorded once.
+`FlowRunStarted` once, then `StateEvent`s (flow and task transitions), `LogEvent`s and, when a
+wave adds dependencies between task names, `TaskEdges`, ending with the flow's final
+`StateEvent`. A store consumes the stream in batches; an event's `ident` is stable, so an event
+delivered twice can be recorded once.
 
 `TaskRun` and `FlowRun` are what users read: the same types whether a run just finished in this
 process or was loaded from the store later. A task run is named by its logical key `task[n]`
@@ -85,7 +86,19 @@ class LogEvent:
         return (self.run_id, self.task_key, self.time, self.message)
 
 
-RunEvent = FlowRunStarted | StateEvent | LogEvent
+@dataclass(frozen=True, slots=True)
+class TaskEdges:
+    """Dependencies between task names found in a wave: `(upstream, downstream)` pairs.
+
+    Name-level (a 10,000-item map over another map is one edge), emitted once per new pair, so
+    the pages can draw a run's task graph after the cluster is gone.
+    """
+
+    run_id: str
+    edges: tuple[tuple[str, str], ...]
+
+
+RunEvent = FlowRunStarted | StateEvent | LogEvent | TaskEdges
 
 
 @dataclass(slots=True)

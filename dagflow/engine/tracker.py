@@ -18,9 +18,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from dagflow.core.graph import Call, Column, Refs
 from dagflow.core.keys import key_text, parse_key
 from dagflow.core.machine import Outcome, RunState, parse_report
-from dagflow.core.runs import FlowRun, RunEvent, StateEvent, TaskRun
+from dagflow.core.runs import FlowRun, RunEvent, StateEvent, TaskEdges, TaskRun
 from dagflow.core.states import StateType
 from dagflow.core.task import TaskDefinition
 from dagflow.core.text import bounded, storable
@@ -47,6 +48,7 @@ class RunTracker:
         self.inflight: dict[str, Any] = {}  # task key -> distributed.Future, until its end
         self.failed: dict[str, Any] = {}  # futures holding a `Failure`, until the run ends
         self.tasks: dict[str, TaskDefinition[..., Any]] = {}  # key name -> task, for hooks
+        self.edges: set[tuple[str, str]] = set()  # task-name dependencies already emitted
         self._queue: queue.SimpleQueue[list[Any] | None] = queue.SimpleQueue()
         self._pump = threading.Thread(target=self._pump_reports, name="dagflow-events", daemon=True)
 
@@ -114,7 +116,11 @@ class RunTracker:
                     i += 1
                     tf.dask_future = fut
                     inflight[key_text(tf.key)] = fut
+            new_edges = name_edges(calls) - self.edges
+            self.edges |= new_edges
         self.emit(events)
+        if new_edges:
+            self.emit([TaskEdges(self.run_id, tuple(sorted(new_edges)))])
 
     def flow_transition(self, to: StateType, message: str = "") -> None:
         with self.lock:
@@ -159,6 +165,29 @@ class RunTracker:
             return
         if hooks:
             run_hooks(hooks, task, tr)
+
+
+def name_edges(calls: Sequence[Call]) -> set[tuple[str, str]]:
+    """The (upstream, downstream) task-name pairs of a wave's calls: one pass over their refs."""
+    edges: set[tuple[str, str]] = set()
+    for call in calls:
+        ups: set[str] = set()
+        _ref_names(call.refs, ups)
+        for arg in (*call.args, *call.kwargs.values()):
+            if type(arg) is Column and arg.refs is not None:
+                for refs in arg.refs:
+                    if refs:
+                        _ref_names(refs, ups)
+        down = call.task.name
+        edges.update((up, down) for up in ups)
+    return edges
+
+
+def _ref_names(refs: Refs, into: set[str]) -> None:
+    for fut in refs.hard.values():
+        into.add(fut.task_name)
+    for fut in refs.soft.values():
+        into.add(fut.task_name)
 
 
 def _reports_of(batch: list[Any]) -> Callable[[RunState], Outcome]:

@@ -4,6 +4,8 @@
 open_store(url)  ->  Store  ── database.py   engine, version check, Alembic upgrade
                            ├── writer.py     StoreWriter: the batched EventSink (background thread)
                            ├── reader.py     FlowRun values back, run ids by prefix
+                           ├── browse.py     pages of runs, task runs, history, logs; the timeline
+                           ├── control.py    requests from outside a run's driver: cancel
                            ├── crashes.py    stale heartbeat -> CRASHED, recorded on read
                            └── resume.py     what resume needs: the run reopened, task outcomes
 ```
@@ -23,13 +25,21 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
+from dagflow.core.history import Attempt, FlowSummary, HistoryStep, RunSummary, TaskGroup
 from dagflow.core.runs import FlowRun, LogEvent
 from dagflow.core.states import StateType
 from dagflow.errors import StoreError
 from dagflow.settings import Settings
-from dagflow.store import database, resume
+from dagflow.store import control, database, resume
+from dagflow.store.browse import (
+    Browser,
+    Cursor,
+    RunFilter,
+    RunPage,
+    TaskRunPage,
+)
 from dagflow.store.database import SchemaStatus, driver_reason
-from dagflow.store.reader import Reader
+from dagflow.store.reader import Reader, parse_state
 from dagflow.store.resume import ReopenedRun, TaskOutcome
 from dagflow.store.schema import flow_runs, flows, logs, task_runs
 from dagflow.store.settings import StoreSettings, display_url, load_settings
@@ -37,10 +47,15 @@ from dagflow.store.writer import StoreWriter
 
 __all__ = [
     "DatabaseInfo",
+    "FlowSummary",
+    "HistoryStep",
     "ReopenedRun",
+    "RunFilter",
+    "RunPage",
     "Store",
     "StoreWriter",
     "TaskOutcome",
+    "TaskRunPage",
     "open_store",
 ]
 
@@ -57,7 +72,10 @@ class DatabaseInfo:
 
 
 class Store:
-    """One run history database: its engine, a reader, and (on demand) a writer."""
+    """One run history database: its engine, a reader, and (on demand) a writer.
+
+    It implements `dagflow.core.history.RunHistory`, as the server's HTTP client does.
+    """
 
     def __init__(self, settings: StoreSettings, *, upgrade: bool = True) -> None:
         self.settings = settings
@@ -67,6 +85,7 @@ class Store:
             database.upgrade(self.engine) if upgrade else database.check_schema(self.engine)
         )
         self.reader = Reader(self.engine, settings.crash_after_seconds)
+        self.browser = Browser(self.reader)
         self._writer: StoreWriter | None = None
         self._lock = threading.Lock()
 
@@ -93,6 +112,68 @@ class Store:
     ) -> list[FlowRun]:
         return self.reader.list_flow_runs(flow, state, limit)
 
+    def list_runs(
+        self, flow: str | None = None, state: StateType | str | None = None, limit: int = 50
+    ) -> list[RunSummary]:
+        """The newest runs first, with their task runs counted by state (not loaded)."""
+        if limit < 1:
+            raise StoreError(f"limit must be at least 1, got {limit}")
+        states = (parse_state(state),) if state is not None else ()
+        return self.browser.list_runs(RunFilter(flow, states), None, limit).runs
+
+    def runs_page(self, where: RunFilter, cursor: Cursor | None = None, limit: int = 50) -> RunPage:
+        """One page of runs, newest first, and the cursor of the next page."""
+        return self.browser.list_runs(where, cursor, limit)
+
+    def run_summary(self, ref: str) -> RunSummary:
+        """One run with its flow-level history and task counts, without loading task runs."""
+        return self.browser.run_summary(ref)
+
+    def run_summaries(self, run_ids: list[str]) -> dict[str, RunSummary]:
+        """The recorded runs among `run_ids`, by id, with their task counts."""
+        return self.browser.run_summaries(run_ids)
+
+    def list_flows(self) -> list[FlowSummary]:
+        return self.browser.list_flows()
+
+    def task_run_page(
+        self,
+        run_id: str,
+        states: tuple[StateType, ...] = (),
+        name: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> TaskRunPage:
+        return self.browser.task_run_page(run_id, states, name, offset, limit)
+
+    def history_page(
+        self, run_id: str, task_key: str | None = None, after: int = 0, limit: int = 500
+    ) -> list[HistoryStep]:
+        return self.browser.history_page(run_id, task_key, after, limit)
+
+    def log_page(
+        self,
+        run_id: str,
+        *,
+        min_level: int = 0,
+        search: str | None = None,
+        task: str | None = None,
+        after: int = 0,
+        limit: int = 500,
+    ) -> list[tuple[int, LogEvent]]:
+        return self.browser.log_page(
+            run_id, min_level=min_level, search=search, task=task, after=after, limit=limit
+        )
+
+    def task_groups(self, run_id: str) -> list[TaskGroup]:
+        return self.browser.task_groups(run_id)
+
+    def task_edges(self, run_id: str) -> list[tuple[str, str]]:
+        return self.browser.task_edges(run_id)
+
+    def attempts(self, run_id: str, names: list[str]) -> list[Attempt]:
+        return self.browser.attempts(run_id, names)
+
     def resolve(self, ref: str) -> str:
         """The full id of the run named by `ref` (an id or a unique prefix of one)."""
         return self.reader.resolve(ref)
@@ -114,6 +195,12 @@ class Store:
         """Log records after the one with row id `after`, as (row id, record): for following."""
         return self.reader.logs(run_id, task, after)
 
+    # ------------------------------------------------------------------ requests
+
+    def request_cancel(self, ref: str, reason: str = "cancel requested") -> StateType:
+        """Record a request to cancel a run (see `control.py`); returns its state after."""
+        return control.request_cancel(self.engine, self.reader.resolve(ref), reason)
+
     # ------------------------------------------------------------------ resuming
 
     def reopen_run(self, ref: str) -> ReopenedRun:
@@ -123,6 +210,11 @@ class Store:
         return resume.load_task_outcomes(self.reader, run_id)
 
     # ------------------------------------------------------------------ the database
+
+    def ping(self) -> None:
+        """One round trip to the database; `StoreError` if it does not answer."""
+        with self.reader.connect() as conn:
+            conn.execute(select(1))
 
     def info(self) -> DatabaseInfo:
         """The database's location, revision and row counts (counts are 0 before creation)."""

@@ -16,8 +16,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from dagflow.core.keys import logical_of, parse_key, slug_of
-from dagflow.core.runs import FlowRunStarted, LogEvent, RunEvent, StateEvent, TaskRun
+from dagflow.core.keys import attempt_of, logical_of, parse_key, slug_of
+from dagflow.core.runs import FlowRunStarted, LogEvent, RunEvent, StateEvent, TaskEdges, TaskRun
 from dagflow.store.encoding import log_ident
 from dagflow.store.schema import FLOW_LEVEL
 
@@ -41,6 +41,7 @@ TASK_COLUMNS = (
     "result_identity",
 )
 HISTORY_COLUMNS = ("run_id", "task_key", "from_state", "to_state", "time", "attempt", "message")
+EDGE_COLUMNS = ("run_id", "upstream", "downstream")
 LOG_COLUMNS = ("run_id", "task_key", "task_name", "level", "time", "worker", "message", "ident")
 History = tuple[str, str, str | None, str, float, int, str]
 Log = tuple[str, str | None, str | None, int, float, str | None, str, str]
@@ -117,15 +118,20 @@ class Batch:
     tasks: dict[tuple[str, str], TaskDelta] = field(default_factory=dict)
     history: list[History] = field(default_factory=list)
     logs: list[Log] = field(default_factory=list)
+    edges: set[tuple[str, str, str]] = field(default_factory=set)
+    superseding: list[tuple[str, str, str]] = field(default_factory=list)  # run, LIKE, new key
     size: int = 0
 
     def __bool__(self) -> bool:
-        return bool(self.started or self.runs or self.tasks or self.history or self.logs)
+        return bool(
+            self.started or self.runs or self.tasks or self.history or self.logs or self.edges
+        )
 
     def run_ids(self) -> set[str]:
         ids = set(self.started) | set(self.runs)
         ids.update(run_id for run_id, _ in self.tasks)
         ids.update(row[0] for row in self.logs)
+        ids.update(row[0] for row in self.edges)
         return ids
 
     def add(self, ev: RunEvent) -> None:
@@ -135,6 +141,8 @@ class Batch:
             self._log(ev)
         elif isinstance(ev, FlowRunStarted):
             self.started.setdefault(ev.run_id, ev)
+        elif isinstance(ev, TaskEdges):
+            self.edges.update((ev.run_id, up, down) for up, down in ev.edges)
 
     def _state(self, ev: StateEvent) -> None:
         self.history.append(
@@ -156,6 +164,8 @@ class Batch:
             return
         key = (ev.run_id, ev.task_key)
         task = self.tasks.get(key)
+        if ev.from_state is None:
+            self._supersede(ev.run_id, ev.task_key)
         if task is None:
             name, index = parse_key(ev.task_key)
             row = TaskRun(
@@ -163,6 +173,13 @@ class Batch:
             )
             task = self.tasks[key] = TaskDelta(ev.run_id, row)
         task.apply(ev)
+
+    def _supersede(self, run_id: str, task_key: str) -> None:
+        """A call run again by a later flow attempt: its earlier rows are no longer the latest."""
+        name, index = parse_key(task_key)
+        if attempt_of(name) > 1:
+            like = slug_of(name).replace("_", "\\_") + f"-%[{index}]"
+            self.superseding.append((run_id, like, task_key))
 
     def _log(self, ev: LogEvent) -> None:
         self.logs.append(
@@ -181,10 +198,12 @@ class Batch:
     def drop_runs(self, run_ids: set[str]) -> int:
         """Remove every row of `run_ids` (runs with no row and no start); returns rows dropped."""
         before = len(self.history) + len(self.logs) + len(self.tasks) + len(self.runs)
+        self.edges = {e for e in self.edges if e[0] not in run_ids}
         self.history = [r for r in self.history if r[0] not in run_ids]
         self.logs = [r for r in self.logs if r[0] not in run_ids]
         self.tasks = {k: v for k, v in self.tasks.items() if k[0] not in run_ids}
         self.runs = {k: v for k, v in self.runs.items() if k not in run_ids}
+        self.superseding = [s for s in self.superseding if s[0] not in run_ids]
         return before - (len(self.history) + len(self.logs) + len(self.tasks) + len(self.runs))
 
 
@@ -197,8 +216,8 @@ class Seen:
         self._keep = keep_finished
 
     def first_time(self, ev: RunEvent) -> bool:
-        """True the first time an event is seen (LogEvents are de-duplicated by the database)."""
-        if type(ev) is LogEvent:
+        """True the first time an event is seen (the database de-duplicates logs and edges)."""
+        if type(ev) is LogEvent or type(ev) is TaskEdges:
             return True
         ident: Any = ev.ident if isinstance(ev, StateEvent) else ("started",)
         seen = self._active.get(ev.run_id)

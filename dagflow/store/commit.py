@@ -20,10 +20,10 @@ from sqlalchemy.engine import Connection, Dialect
 from dagflow.core.runs import FlowRunStarted, LogEvent, RunEvent, StateEvent
 from dagflow.core.states import StateType
 from dagflow.core.text import storable
-from dagflow.store.batch import HISTORY_COLUMNS, LOG_COLUMNS, TASK_COLUMNS, Batch
+from dagflow.store.batch import EDGE_COLUMNS, HISTORY_COLUMNS, LOG_COLUMNS, TASK_COLUMNS, Batch
 from dagflow.store.bulk import BulkInsert
 from dagflow.store.encoding import encode_parameters
-from dagflow.store.schema import flow_runs, flows, logs, state_history, task_runs
+from dagflow.store.schema import flow_runs, flows, logs, state_history, task_edges, task_runs
 
 FLOW_COLUMNS = ("name", "version", "created")
 RUN_COLUMNS = (
@@ -93,6 +93,7 @@ class Statements:
         self.upsert_tasks = BulkInsert(dialect, task_runs, TASK_COLUMNS, upsert_task)
         self.insert_history = BulkInsert(dialect, state_history, HISTORY_COLUMNS, ignore)
         self.insert_logs = BulkInsert(dialect, logs, LOG_COLUMNS, ignore)
+        self.insert_edges = BulkInsert(dialect, task_edges, EDGE_COLUMNS, ignore)
         self.update_runs = (
             update(flow_runs)
             .where(flow_runs.c.id == bindparam("b_id"))
@@ -114,6 +115,15 @@ class Statements:
                 heartbeat=bindparam("b_now"),
             )
         )
+        self.supersede = (
+            update(task_runs)
+            .where(
+                task_runs.c.run_id == bindparam("b_run"),
+                task_runs.c.task_key.like(bindparam("b_like"), escape="\\"),
+                task_runs.c.task_key != bindparam("b_key"),
+            )
+            .values(superseded=True)
+        )
         self.beat = (
             update(flow_runs)
             .where(flow_runs.c.id == bindparam("b_id"))
@@ -125,8 +135,14 @@ class Statements:
         if batch.started:
             self._write_started(conn, batch, now)
         self.upsert_tasks.execute(conn, [t.row() for t in batch.tasks.values()])
+        if batch.superseding:
+            conn.execute(
+                self.supersede,
+                [{"b_run": r, "b_like": like, "b_key": k} for r, like, k in batch.superseding],
+            )
         self.insert_history.execute(conn, batch.history)
         self.insert_logs.execute(conn, batch.logs)
+        self.insert_edges.execute(conn, sorted(batch.edges))
         if batch.runs:
             conn.execute(
                 self.update_runs,
@@ -198,4 +214,4 @@ def stripped(ev: RunEvent, reason: str) -> RunEvent | None:
         )
     if isinstance(ev, FlowRunStarted):
         return dataclasses.replace(ev, parameters={}, entrypoint=None)
-    return None
+    return None  # a run's task graph (TaskEdges) is not worth a stripped form

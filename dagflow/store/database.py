@@ -132,9 +132,10 @@ def check_schema(engine: Engine) -> SchemaStatus:
                 _check_intact(conn, where)
             conn.rollback()
     except DBAPIError as exc:
-        raise StoreError(
-            f"cannot open the dagflow database {where}: {driver_reason(exc)}"
-        ) from None
+        reason = driver_reason(exc)
+        if "malformed" in reason:
+            raise StoreError(_damaged(where, reason)) from None
+        raise StoreError(f"cannot open the dagflow database {where}: {reason}") from None
     if VERSION_TABLE not in tables and tables:
         sample = ", ".join(sorted(tables)[:3])
         raise StoreError(
@@ -170,10 +171,14 @@ def _check_intact(conn: Connection, where: str) -> None:
         return
     found = [row[0] for row in conn.exec_driver_sql("PRAGMA quick_check(5)")]
     if found != ["ok"]:
-        raise StoreError(
-            f"{where} is damaged (SQLite: {found[0]}); dagflow will not write to it: restore it "
-            "from a backup, or move it away and dagflow starts a new one"
-        )
+        raise StoreError(_damaged(where, found[0]))
+
+
+def _damaged(where: str, reason: str) -> str:
+    return (
+        f"{where} is damaged (SQLite: {reason}); dagflow will not write to it: restore it from a "
+        "backup, or move it away and dagflow starts a new one"
+    )
 
 
 def upgrade(engine: Engine) -> SchemaStatus:

@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from dagflow.core.keys import logical, parse_key
 from dagflow.core.runs import FlowRun, LogEvent, TaskRun
 from dagflow.core.states import StateType, Transition
-from dagflow.errors import StoreError
+from dagflow.errors import NotFound, StoreError
 from dagflow.store import crashes
 from dagflow.store.database import driver_reason
 from dagflow.store.encoding import decode_parameters
@@ -50,9 +50,13 @@ class Reader:
         """The full id of the run named by `ref` (an id or a unique prefix of one)."""
         ref = (ref or "").strip()
         if not ref:
-            raise StoreError("no run id given")
+            raise NotFound("no run id given")
         escaped = _like(ref)
         with self._connect() as conn:
+            # a whole id (what the pages and the API use) is one primary-key lookup; only a
+            # prefix needs LIKE, which SQLite cannot answer from the index
+            if conn.scalar(select(flow_runs.c.id).where(flow_runs.c.id == ref)) is not None:
+                return ref
             ids = list(
                 conn.scalars(
                     select(flow_runs.c.id)
@@ -64,11 +68,11 @@ class Reader:
         if ref in ids:
             return ref
         if not ids:
-            raise StoreError(f"no flow run with id {ref!r}")
+            raise NotFound(f"no flow run with id {ref!r}")
         if len(ids) > 1:
             shown = ", ".join(ids[:MAX_CANDIDATES])
             more = " and more" if len(ids) > MAX_CANDIDATES else ""
-            raise StoreError(f"run id {ref!r} is ambiguous: it matches {shown}{more}")
+            raise NotFound(f"run id {ref!r} is ambiguous: it matches {shown}{more}")
         return ids[0]
 
     # ------------------------------------------------------------------ reading runs
@@ -79,7 +83,7 @@ class Reader:
         shown = self.detect_crashes([run_id])
         with self._connect() as conn:
             row = conn.execute(select(flow_runs).where(flow_runs.c.id == run_id)).one()
-            run = self._flow_run(row, shown)
+            run = self.flow_run_of(row, shown)
             run.all_task_runs = self._task_runs(conn, [run_id])[run_id]
             history = self._history(conn, run_id)
         run.history = history.pop(FLOW_LEVEL, [])
@@ -103,7 +107,7 @@ class Reader:
         if wanted is not None:
             query = query.where(flow_runs.c.state == wanted.value)
         with self._connect() as conn:
-            runs = [self._flow_run(row, shown) for row in conn.execute(query)]
+            runs = [self.flow_run_of(row, shown) for row in conn.execute(query)]
             if wanted is not None:
                 runs = [r for r in runs if r.state is wanted]
             tasks = self._task_runs(conn, [r.id for r in runs])
@@ -165,7 +169,8 @@ class Reader:
     def _connect(self) -> _Reading:
         return _Reading(self.engine)
 
-    def _flow_run(self, row: Row[tuple[object, ...]], shown: dict[str, crashes.Crash]) -> FlowRun:
+    def flow_run_of(self, row: Row[tuple[object, ...]], shown: dict[str, crashes.Crash]) -> FlowRun:
+        """A `flow_runs` row as a `FlowRun` (no task runs), shown CRASHED if `shown` says so."""
         m = row._mapping
         run = FlowRun(
             id=m["id"],
@@ -200,25 +205,7 @@ class Reader:
                 .order_by(task_runs.c.started, task_runs.c.task_key)
             )
             for row in conn.execute(query):
-                out[row.run_id][row.task_key] = TaskRun(
-                    key=logical(row.task_key),
-                    dask_key=row.task_key,
-                    name=row.task_name,
-                    map_index=row.map_index,
-                    state=StateType(row.state),
-                    attempts=row.attempts,
-                    started=row.started,
-                    ended=row.ended,
-                    worker=row.worker,
-                    error_type=row.error_type,
-                    error=row.error,
-                    traceback=row.traceback,
-                    result_location=row.result_location,
-                    result_size=row.result_size,
-                    result_serializer=row.result_serializer,
-                    cache_key=row.cache_key,
-                    result_identity=row.result_identity,
-                )
+                out[row.run_id][row.task_key] = task_run_of(row)
         return out
 
     def _history(self, conn: Connection, run_id: str) -> dict[str, list[Transition]]:
@@ -260,6 +247,30 @@ class _Reading:
         self._conn.close()
         if isinstance(exc, DBAPIError):
             raise StoreError(f"reading the run history failed: {driver_reason(exc)}") from None
+
+
+def task_run_of(row: Row[tuple[object, ...]]) -> TaskRun:
+    """A `task_runs` row as a `TaskRun` (without its history)."""
+    m = row._mapping
+    return TaskRun(
+        key=logical(m["task_key"]),
+        dask_key=m["task_key"],
+        name=m["task_name"],
+        map_index=m["map_index"],
+        state=StateType(m["state"]),
+        attempts=m["attempts"],
+        started=m["started"],
+        ended=m["ended"],
+        worker=m["worker"],
+        error_type=m["error_type"],
+        error=m["error"],
+        traceback=m["traceback"],
+        result_location=m["result_location"],
+        result_size=m["result_size"],
+        result_serializer=m["result_serializer"],
+        cache_key=m["cache_key"],
+        result_identity=m["result_identity"],
+    )
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:

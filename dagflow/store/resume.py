@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 
 from dagflow.core.states import StateType
-from dagflow.errors import StoreError
+from dagflow.errors import StateConflict
 from dagflow.store.encoding import decode_parameters
 from dagflow.store.reader import Reader
 from dagflow.store.schema import flow_runs, task_runs
@@ -57,7 +57,9 @@ def reopen_run(reader: Reader, ref: str) -> ReopenedRun:
     state = StateType(row.state)
     if state not in RESUMABLE:
         allowed = ", ".join(s.value for s in RESUMABLE)
-        raise StoreError(f"flow run {run_id} is {state}; only a run that ended {allowed} resumes")
+        raise StateConflict(
+            f"flow run {run_id} is {state}; only a run that ended {allowed} resumes"
+        )
     return ReopenedRun(
         run_id,
         row.flow_name,

@@ -2,15 +2,19 @@
 
 - `flows`: one row per flow name, with the last version seen.
 - `flow_runs`: one row per run; `heartbeat` is refreshed by the driver's writer while it lives.
-- `task_runs`: one row per (run, task key) holding the latest known state of the task run.
+- `task_runs`: one row per (run, task key) holding the latest known state of the task run; the
+  key is a Dask key (`task-token[n]`), so a task call run again by a later flow attempt has a row
+  per attempt, the older ones `superseded`.
 - `state_history`: append-only, one row per transition of a run (`task_key = ''`) or of a task
   run; unique on (run_id, task_key, attempt, to_state), which is an event's identity, so a
   transition delivered twice is stored once.
 - `logs`: log records; unique on (run_id, ident), `ident` a hash of the record's identity.
+- `task_edges`: a run's dependencies between task names (one row per pair), for its task graph.
 
-`state_history` and `logs` name their run without a foreign key: they are the hot, append-only
-tables, a key check per row would cost about as much as the insert itself, and the writer only
-writes rows of runs whose `flow_runs` row exists (it drops, and logs, events of unknown runs).
+`state_history`, `logs` and `task_edges` name their run without a foreign key: they are the hot,
+append-only tables, a key check per row would cost about as much as the insert itself, and the
+writer only writes rows of runs whose `flow_runs` row exists (it drops, and logs, events of
+unknown runs).
 
 Every time is a float: seconds since the UNIX epoch (UTC), as the engine's events carry them.
 The Alembic revisions in `migrations/versions` must create exactly this (a test compares them).
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -30,6 +35,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -94,6 +100,8 @@ task_runs = Table(
     Column("result_serializer", String(32), nullable=True),  # cloudpickle | json
     Column("cache_key", String(255), nullable=True),
     Column("result_identity", String(64), nullable=True),  # code + inputs the result came from
+    # a later flow attempt (a retry of the flow, a resume) ran the same task call again
+    Column("superseded", Boolean, nullable=False, server_default=false()),
     Index("ix_task_runs_run_name", "run_id", "task_name"),
     Index("ix_task_runs_cache_key", "cache_key", "ended"),
 )
@@ -128,4 +136,12 @@ logs = Table(
     Column("ident", String(32), nullable=False),
     UniqueConstraint("run_id", "ident", name="uq_logs_ident"),
     Index("ix_logs_run_time", "run_id", "time"),
+)
+
+task_edges = Table(
+    "task_edges",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("upstream", String(255), primary_key=True),
+    Column("downstream", String(255), primary_key=True),
 )

@@ -143,10 +143,11 @@ def test_logs_prints_records_filters_by_task_and_follow_ends_with_the_run(
 
 def test_db_upgrade_and_info(env: str) -> None:
     result = invoke("db", "upgrade")
-    assert result.exit_code == 0 and f"upgraded from (empty) to {head_revision()}" in result.stdout
-    assert f"is up to date (revision {head_revision()})" in invoke("db", "upgrade").stdout
+    head = head_revision()
+    assert result.exit_code == 0 and f"upgraded from (empty) to {head}" in result.stdout
+    assert f"is up to date (revision {head})" in invoke("db", "upgrade").stdout
     info = json.loads(invoke("db", "info", "--json").stdout)
-    assert info["backend"] == "sqlite" and info["revision"] == info["head"] == head_revision()
+    assert info["backend"] == "sqlite" and info["revision"] == info["head"] == head
     assert info["flow_runs"] == 0
 
 

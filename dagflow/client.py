@@ -1,0 +1,223 @@
+"""`Client(url, token)`: the dagflow server's HTTP API, read back as dagflow's own values.
+
+    from dagflow.client import Client
+
+    with Client("http://127.0.0.1:4200", token) as client:
+        for run in client.list_flow_runs(state="FAILED", limit=10):
+            print(run.id, run.flow_name, run.state, run.counts())
+        run = client.get_flow_run("3f2a")          # FlowRun: task runs, histories, logs()
+
+It returns the same `FlowRun` / `TaskRun` / `LogEvent` values as `dagflow.get_flow_run` and
+`dagflow.list_flow_runs`, and implements `dagflow.core.history.RunHistory`, so with
+`DAGFLOW_API_URL` and `DAGFLOW_API_TOKEN` set the `runs` and `logs` commands read through a
+server: a laptop can watch the team's history without database credentials.
+
+Errors map back to dagflow's: 404 `NotFound`, 409 `StateConflict`, 401 `SettingsError` (a
+missing or wrong token), 422 `UsageError` naming the field; a server that cannot be reached or
+fails is a `StoreError`. httpx is imported here only, when a client is made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from dagflow.core.history import RunSummary
+from dagflow.core.runs import FlowRun, LogEvent
+from dagflow.core.states import StateType
+from dagflow.errors import NotFound, SettingsError, StateConflict, StoreError, UsageError
+from dagflow.server.models import (
+    CancelOut,
+    LogPageOut,
+    RunDetail,
+    RunPageOut,
+    TaskRunOut,
+    TaskRunPageOut,
+    log_of,
+    run_of,
+    summary_of,
+)
+from dagflow.settings import API_TOKEN
+
+__all__ = ["Client"]
+
+PAGE = 500
+
+
+class Client:
+    """A dagflow server's API at `url` (`http://host:4200`), authenticated by `token`."""
+
+    def __init__(
+        self, url: str, token: str | None = None, *, timeout: float = 30.0, verify: Any = True
+    ) -> None:
+        self.url = url.rstrip("/")
+        headers = {"Accept": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._http = httpx.Client(
+            base_url=f"{self.url}/api/v1", headers=headers, timeout=timeout, verify=verify
+        )
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client({self.url!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    # ------------------------------------------------------------------ HTTP
+
+    def _get(self, path: str, params: Any = None, timeout: float | None = None) -> Any:
+        return self._call("GET", path, params, timeout)
+
+    def _call(
+        self, method: str, path: str, params: Any = None, timeout: float | None = None
+    ) -> Any:
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        try:
+            response = self._http.request(method, path, params=params, **extra)
+        except httpx.HTTPError as exc:
+            raise StoreError(f"cannot reach the dagflow server at {self.url}: {exc}") from None
+        if response.is_success:
+            return response.json()
+        raise _error(self.url, response)
+
+    # ------------------------------------------------------------------ RunHistory
+
+    def list_runs(
+        self, flow: str | None = None, state: StateType | str | None = None, limit: int = 50
+    ) -> list[RunSummary]:
+        """The newest runs first with their task runs counted by state (one request a page)."""
+        if limit < 1:
+            raise UsageError(f"limit must be at least 1, got {limit}")
+        out: list[RunSummary] = []
+        cursor: str | None = None
+        while len(out) < limit:
+            params: dict[str, Any] = {"limit": min(limit - len(out), PAGE)}
+            if flow is not None:
+                params["flow"] = flow
+            if state is not None:
+                params["state"] = str(state).strip().upper()
+            if cursor is not None:
+                params["cursor"] = cursor
+            page = RunPageOut.model_validate(self._get("/runs", params))
+            out.extend(summary_of(r) for r in page.runs)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        return out
+
+    def get_flow_run(self, ref: str) -> FlowRun:
+        """One run by id or unique prefix, with every task run, their histories, and `logs()`."""
+        detail = RunDetail.model_validate(self._get(f"/runs/{_ref(ref)}"))
+        run = run_of(detail, list(self._task_runs(detail.id)))
+        run_id = run.id
+        run._log_loader = lambda: self.logs(run_id)
+        return run
+
+    def resolve(self, ref: str) -> str:
+        return str(self._get(f"/runs/{_ref(ref)}")["id"])
+
+    def run_state(self, run_id: str) -> StateType | None:
+        try:
+            return StateType(self._get(f"/runs/{_ref(run_id)}")["state"])
+        except NotFound:
+            return None
+
+    def logs_after(
+        self, run_id: str, task: str | None = None, after: int = 0, wait: float = 0.0
+    ) -> list[tuple[int, LogEvent]]:
+        """Log records after record id `after`; `wait` seconds for new ones (long-poll)."""
+        page = self._log_page(run_id, task, after, PAGE, wait)
+        return [(row.id, log_of(run_id, row)) for row in page.logs]
+
+    # ------------------------------------------------------------------ the Python API's reads
+
+    def list_flow_runs(
+        self, flow: str | None = None, state: StateType | str | None = None, limit: int = 50
+    ) -> list[FlowRun]:
+        """Like `dagflow.list_flow_runs`: newest first, each with its task runs loaded."""
+        return [self.get_flow_run(s.run.id) for s in self.list_runs(flow, state, limit)]
+
+    def logs(self, ref: str, task: str | None = None) -> list[LogEvent]:
+        """Every log record of a run, in time order (as `FlowRun.logs()` gives them)."""
+        run_id = self.resolve(ref)
+        out: list[LogEvent] = []
+        after = 0
+        while True:
+            page = self._log_page(run_id, task, after, PAGE, 0.0)
+            out.extend(log_of(run_id, row) for row in page.logs)
+            if len(page.logs) < PAGE:
+                return sorted(out, key=lambda ev: ev.time)
+            after = page.next_after
+
+    def cancel(self, ref: str) -> StateType:
+        """Ask the server to cancel a run; returns its state after (CANCELLED or CANCELLING)."""
+        return CancelOut.model_validate(self._call("POST", f"/runs/{_ref(ref)}/cancel")).state
+
+    def health(self) -> dict[str, Any]:
+        found: dict[str, Any] = self._get("/health")
+        return found
+
+    # ------------------------------------------------------------------ paging
+
+    def _task_runs(self, run_id: str) -> Iterator[TaskRunOut]:
+        offset = 0
+        while True:
+            page = TaskRunPageOut.model_validate(
+                self._get(f"/runs/{run_id}/task-runs", {"offset": offset, "limit": 1000})
+            )
+            yield from page.task_runs
+            offset += len(page.task_runs)
+            if not page.task_runs or offset >= page.total:
+                return
+
+    def _log_page(
+        self, run_id: str, task: str | None, after: int, limit: int, wait: float
+    ) -> LogPageOut:
+        params: dict[str, Any] = {"after": after, "limit": limit, "wait": wait}
+        if task is not None:
+            params["task"] = task
+        timeout = self._http.timeout.read
+        read = None if timeout is None else timeout + wait
+        return LogPageOut.model_validate(self._get(f"/runs/{run_id}/logs", params, read))
+
+
+def _ref(ref: str) -> str:
+    ref = (ref or "").strip()
+    if not ref:
+        raise NotFound("no run id given")
+    return quote(ref, safe="")
+
+
+def _error(url: str, response: httpx.Response) -> Exception:
+    try:
+        detail = response.json().get("detail")
+    except ValueError:
+        detail = None
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            loc = ".".join(str(p) for p in item.get("loc", ()) if p not in ("query", "path"))
+            parts.append(f"{loc}: {item.get('msg', 'invalid')}" if loc else str(item.get("msg")))
+        text = "; ".join(parts)
+    else:
+        text = str(detail) if detail else response.reason_phrase
+    status = response.status_code
+    if status == 401:
+        return SettingsError(f"the dagflow server at {url} refused the token: set {API_TOKEN}")
+    if status == 404:
+        return NotFound(text)
+    if status == 409:
+        return StateConflict(text)
+    if status in (400, 422):
+        return UsageError(text)
+    return StoreError(f"the dagflow server at {url} answered {status}: {text}")
