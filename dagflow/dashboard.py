@@ -125,6 +125,10 @@ def with_history(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str 
             failed_tasks=summary.failed_tasks,
             error=run.error,
         )
+        if not row["tasks"] and summary.tasks:
+            # a finished run's spans are emptied on the scheduler: count from the history
+            total, finished = summary.tasks, summary.finished_tasks
+            row.update(tasks=total, done=finished, progress=round(finished / total, 4))
     return rows, None
 
 

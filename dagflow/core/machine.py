@@ -104,10 +104,12 @@ class Outcome:
 
     events: list[StateEvent | LogEvent] = field(default_factory=list)
     finished: list[TaskRun] = field(default_factory=list)
+    reopened: list[TaskRun] = field(default_factory=list)  # ended, but to be computed again
 
     def extend(self, other: Outcome) -> None:
         self.events.extend(other.events)
         self.finished.extend(other.finished)
+        self.reopened.extend(other.reopened)
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +290,30 @@ class RunState:
                 # lost before its first report left the worker: that attempt crashed too
                 task.offset += 1
                 self._crash(task, now, message, out, worker=worker)
+        return out
+
+    def recomputed(self, worker: str, keys: Iterable[str], now: float) -> Outcome:
+        """Results lost with `worker` that Dask computes again: each is a new attempt.
+
+        The task's completion stays in its history; it goes back to PENDING with a message, and
+        its next report (RUNNING, or CACHED when its persisted result is reloaded) continues
+        from there. Its hooks are called again when it ends again.
+        """
+        out = Outcome()
+        message = f"its result was lost with worker {worker}: computing it again"
+        for key in keys:
+            task = self._tasks.get(key)
+            if task is None or not task.run.state.is_success:
+                continue
+            tr = task.run
+            task.offset = tr.attempts
+            ev = StateEvent(
+                self.run_id, tr.dask_key, tr.state, S.PENDING, now, tr.attempts + 1, message,
+                tr.name, tr.map_index,
+            )  # fmt: skip
+            self._apply(task, ev, out)
+            task.lost_worker = worker  # its late words are not this new attempt's
+            out.reopened.append(tr)
         return out
 
     def future_erred(

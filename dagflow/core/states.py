@@ -55,8 +55,9 @@ FINAL_STATES = frozenset(
 FAILURE_STATES = frozenset({S.FAILED, S.TIMED_OUT, S.UPSTREAM_FAILED, S.CRASHED})
 
 # Where each state may go. Final states go nowhere, except that a failed, crashed or cancelled
-# run may be resumed (back to PENDING) and a crashed task attempt may be run again (RUNNING,
-# when a lost worker's task is rescheduled).
+# run may be resumed (back to PENDING), a crashed task attempt may be run again (RUNNING, when a
+# lost worker's task is rescheduled), and a completed task whose result was lost with its worker
+# is computed again (back to PENDING, as a new attempt).
 TRANSITIONS: dict[StateType, frozenset[StateType]] = {
     S.SCHEDULED: frozenset({S.PENDING, S.CANCELLED, S.CRASHED}),
     S.PENDING: frozenset(
@@ -79,8 +80,8 @@ TRANSITIONS: dict[StateType, frozenset[StateType]] = {
     S.RETRYING: frozenset({S.RUNNING, S.CANCELLING, S.CANCELLED, S.CRASHED, S.FAILED}),
     S.PAUSED: frozenset({S.RUNNING, S.CANCELLING, S.CANCELLED, S.CRASHED}),
     S.CANCELLING: frozenset({S.CANCELLED, S.CRASHED, S.COMPLETED, S.FAILED}),
-    S.COMPLETED: frozenset(),
-    S.CACHED: frozenset(),
+    S.COMPLETED: frozenset({S.PENDING}),
+    S.CACHED: frozenset({S.PENDING}),
     S.UPSTREAM_FAILED: frozenset({S.PENDING}),
     S.FAILED: frozenset({S.PENDING}),
     S.TIMED_OUT: frozenset({S.PENDING}),

@@ -220,21 +220,30 @@ class FlowAttempt:
     # ----------------------------------------------------------------- completion
 
     def await_all(self) -> None:
-        """Submit what is left and wait until every task of this attempt has an end."""
-        self.submit_pending()
-        with self.lock:
-            futures = list(self.tracker.inflight.values())
-        if futures:
-            self.client.sync(_wait, futures)
-        self._settle_errored()
-        deadline = time.monotonic() + EVENT_GRACE_SECONDS
-        with self.tracker.settled:
-            while self._unsettled() and time.monotonic() < deadline and not self.cancelling:
-                self.tracker.settled.wait(0.05)
-        self._reconcile()
+        """Submit what is left and wait until every task of this attempt has an end.
+
+        A task computed again while the others finished (its result lost with a worker) is
+        held again, so the attempt waits for it too.
+        """
+        while True:
+            self.submit_pending()
+            with self.lock:
+                futures = list(self.tracker.inflight.values())
+            if futures:
+                self.client.sync(_wait, futures)
+            self._settle_errored()
+            deadline = time.monotonic() + EVENT_GRACE_SECONDS
+            with self.tracker.settled:
+                while self._unsettled() and time.monotonic() < deadline and not self.cancelling:
+                    self.tracker.settled.wait(0.05)
+            self._reconcile()
+            with self.lock:
+                if self.cancelling or not self.tracker.inflight:
+                    return
 
     def _unsettled(self) -> list[str]:
-        return [k for k, f in self.tracker.inflight.items() if f.status == "finished"]
+        waiting = [k for k, f in self.tracker.inflight.items() if f.status == "finished"]
+        return waiting + sorted(self.tracker.reopened)
 
     def _settle_errored(self) -> None:
         """Futures that erred in Dask (a lost worker, KilledWorker) never report: derive."""

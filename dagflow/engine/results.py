@@ -101,6 +101,23 @@ class ResultStorage:
             raise
         return StoredResult(self.location(f"{relative}.{_EXT[serializer]}"), len(data), serializer)
 
+    def read_existing(
+        self, relative: str, serializer: str
+    ) -> tuple[bool, Any, StoredResult | None]:
+        """(found, value, where) of a result this key already wrote (a computation lost with its
+        worker and asked for again finds it here instead of running again)."""
+        name = f"{relative}.{_EXT[serializer]}"
+        try:
+            with self.fs.open(self._path(name), "rb") as fh:
+                data = fh.read()
+        except (FileNotFoundError, OSError):
+            return False, None, None
+        try:
+            value = loads(data, serializer)
+        except (pickle.UnpicklingError, ValueError, EOFError):
+            return False, None, None
+        return True, value, StoredResult(self.location(name), len(data), serializer)
+
     def remove_partial(self, run_id: str) -> int:
         """Delete what writes of `run_id` left half-done (a worker or driver killed mid-write).
 

@@ -21,11 +21,14 @@ from typing import Any, Protocol
 from distributed.client import FutureCancelledError
 
 from dagflow.core.flow import FlowDefinition
+from dagflow.core.keys import parse_key
 from dagflow.core.machine import RunState
 from dagflow.core.reuse import ResumePlan, plan_from
 from dagflow.core.runs import FlowRun, FlowRunStarted
 from dagflow.core.states import StateType
 from dagflow.engine.attempt import FlowAttempt
+from dagflow.engine.routing import router_for
+from dagflow.engine.scheduler_state import trim_on_scheduler
 from dagflow.engine.sinks import EventSink
 from dagflow.engine.tracker import RunTracker, run_hooks
 from dagflow.engine.wrapper import error_text
@@ -75,7 +78,9 @@ class FlowRunner:
         self.settings = settings
         self.parent = parent
         self.run_id = run_id or uuid.uuid4().hex
-        self.topic = f"dagflow-{self.run_id}"
+        self.router = router_for(cluster.client)
+        self.topic = self.router.topic  # the client's one topic; reports are routed by token
+        self.tokens: list[str] = []
         self.sinks = list(sinks)
         self.flow_run = FlowRun(
             id=self.run_id,
@@ -89,7 +94,7 @@ class FlowRunner:
         )
         prior = resume.attempts() if resume is not None else None
         self.tracker = RunTracker(
-            RunState(self.flow_run, prior), self.sinks, settings.log_max_record
+            RunState(self.flow_run, prior), self.sinks, settings.log_max_record, self._hold
         )
         self.lock = self.tracker.lock
         self.children: list[FlowRunner] = []
@@ -105,6 +110,16 @@ class FlowRunner:
         }
         if resumed_from is not None:
             self.tracker.state.resumed(*resumed_from, time.time())
+
+    def _hold(self, key: str) -> Any:
+        """A Dask future for a task's key, to wait for it while it is computed again; None when
+        this client no longer wants the key (a new Future would never hear of it)."""
+        from distributed import Future
+
+        dask_key = parse_key(key)
+        if dask_key not in self.client.futures:
+            return None
+        return Future(dask_key, self.client)
 
     @property
     def state(self) -> RunState:
@@ -135,15 +150,13 @@ class FlowRunner:
         )
         self.tracker.flow_transition(S.PENDING)
         self.tracker.start()
-        self.client.subscribe_topic(self.topic, self.tracker.on_topic)
         try:
             self._run_attempts()
         finally:
-            try:
-                self.client.unsubscribe_topic(self.topic)
-            except Exception:
-                log.debug("unsubscribe failed", exc_info=True)
+            for token in self.tokens:
+                self.router.unregister(token)
             self.tracker.stop()
+            trim_on_scheduler(self.client, self.span["ids"][-2:])
         return fr
 
     def _run_attempts(self) -> None:
@@ -168,6 +181,8 @@ class FlowRunner:
     def _run_attempt(self) -> tuple[StateType, str, BaseException | None]:
         """One execution of the body; returns (final state, message, error)."""
         attempt = self.current = FlowAttempt(self, self.state.attempt)
+        self.tokens.append(attempt.graph.run_token)
+        self.router.register(attempt.graph.run_token, self.tracker)
         outcome: dict[str, Any] = {}
         body = threading.Thread(
             target=attempt.run_body,

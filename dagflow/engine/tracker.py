@@ -36,20 +36,26 @@ class RunTracker:
     """Applies one run's stimuli to its `RunState` and passes the results on."""
 
     def __init__(
-        self, state: RunState, sinks: Sequence[EventSink], log_limit: int = 64 * 1024
+        self,
+        state: RunState,
+        sinks: Sequence[EventSink],
+        log_limit: int = 64 * 1024,
+        hold: Callable[[str], Any] | None = None,
     ) -> None:
         self.state = state
         self.flow_run: FlowRun = state.flow_run
         self.run_id = state.run_id
         self.sinks = list(sinks)
         self.log_limit = log_limit  # characters of one flow body log record
+        self._hold = hold  # a Dask future for a key, to wait for a task computed again
+        self.reopened: set[str] = set()  # tasks computed again after their end, not ended again
         self.lock = threading.RLock()
         self.settled = threading.Condition(self.lock)
         self.inflight: dict[str, Any] = {}  # task key -> distributed.Future, until its end
         self.failed: dict[str, Any] = {}  # futures holding a `Failure`, until the run ends
         self.tasks: dict[str, TaskDefinition[..., Any]] = {}  # key name -> task, for hooks
         self.edges: set[tuple[str, str]] = set()  # task-name dependencies already emitted
-        self._queue: queue.SimpleQueue[list[Any] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Callable[[RunState], Outcome] | None] = queue.SimpleQueue()
         self._pump = threading.Thread(target=self._pump_reports, name="dagflow-events", daemon=True)
 
     # ------------------------------------------------------------------ lifecycle
@@ -67,17 +73,28 @@ class RunTracker:
             except Exception:
                 log.exception("event sink %r failed to flush", sink)
 
-    def on_topic(self, event: tuple[float, Any]) -> None:
-        """Dask topic handler; runs on the client's event loop: hand over, never work here."""
-        self._queue.put(event[1])
+    def on_reports(self, records: list[Any]) -> None:
+        """Reports from workers (called on the client's event loop): hand over, never work here."""
+        self._queue.put(_reports_of(records))
+
+    def on_worker_lost(self, worker: str, processing: list[str], recomputed: list[str]) -> None:
+        """The scheduler lost `worker` (called on the client's event loop): hand over."""
+
+        def stimulus(state: RunState) -> Outcome:
+            now = time.time()
+            out = state.worker_lost(worker, processing, now)
+            out.extend(state.recomputed(worker, recomputed, now))
+            return out
+
+        self._queue.put(stimulus)
 
     def _pump_reports(self) -> None:
         while True:
-            batch = self._queue.get()
-            if batch is None:
+            stimulus = self._queue.get()
+            if stimulus is None:
                 return
             try:
-                self.change(_reports_of(batch))
+                self.change(stimulus)
             except Exception:
                 log.exception("run %s: reports could not be recorded", self.run_id)
 
@@ -92,6 +109,14 @@ class RunTracker:
                 fut = self.inflight.pop(key, None)
                 if fut is not None and tr.state in (S.FAILED, S.TIMED_OUT):
                     self.failed[key] = fut  # a small `Failure`; the run may report it
+            for tr in outcome.finished:
+                self.reopened.discard(tr.dask_key or "")
+            for tr in outcome.reopened:
+                key = tr.dask_key or ""
+                self.reopened.add(key)
+                held = self._hold(key) if self._hold is not None else None
+                if held is not None and key not in self.inflight:
+                    self.inflight[key] = held
             if outcome.events:
                 self.settled.notify_all()
         for ev in outcome.events:

@@ -288,6 +288,13 @@ class TaskCall:
         if self.persist or (reusable and not self.force):
             identity = result_identity(options.name, self.code, self.fn, args, kwargs)
         note = ""
+        if self.persist and storage is not None:
+            found, value, stored = storage.read_existing(
+                f"{self.run_id}/{self.name}-{index}", options.result_serializer
+            )
+            if found:  # this very key ran before: its result was lost with a worker
+                message = "result reloaded from storage: its earlier computation was lost"
+                return _Found(True, value, _result(stored, None, identity), None, identity, message)
         if earlier is not None and earlier.location is not None and storage is not None:
             if self.force or identity == earlier.identity:
                 serializer = earlier.serializer or "cloudpickle"

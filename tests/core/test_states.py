@@ -23,11 +23,12 @@ from dagflow.errors import InvalidTransition
 S = StateType
 ALL = sorted(StateType, key=lambda s: s.value)
 
-# The only ways out of a final state: resuming a run (back to PENDING) and, for a CRASHED task
-# attempt, running it again on another worker or giving up on it.
+# The only ways out of a final state: resuming a run (back to PENDING), for a CRASHED task
+# attempt, running it again on another worker or giving up on it, and for a completed task whose
+# result was lost with its worker, computing it again (back to PENDING).
 FINAL_EXITS = {
-    S.COMPLETED: set(),
-    S.CACHED: set(),
+    S.COMPLETED: {S.PENDING},
+    S.CACHED: {S.PENDING},
     S.FAILED: {S.PENDING},
     S.TIMED_OUT: {S.PENDING},
     S.UPSTREAM_FAILED: {S.PENDING},

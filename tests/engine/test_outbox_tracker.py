@@ -128,17 +128,14 @@ def test_the_tracker_folds_topic_batches_and_does_what_follows() -> None:
     assert len(tracker.inflight) == 2
     tracker.start()
     name = "work-ab12cd341"
-    tracker.on_topic(
-        (
-            0.0,
-            [
-                list(Report(name, 0, "RUNNING", 1.0, 1, "w")),
-                list(log_wire(LogReport(name, 0, 20, 1.1, "hi", "w"))),
-                list(Report(name, 0, "COMPLETED", 1.2, 1, "w")),
-                list(Report(name, 1, "RUNNING", 1.0, 1, "w")),
-                list(Report(name, 1, "FAILED", 1.3, 1, "w", "ValueError: x", "ValueError")),
-            ],
-        )
+    tracker.on_reports(
+        [
+            list(Report(name, 0, "RUNNING", 1.0, 1, "w")),
+            list(log_wire(LogReport(name, 0, 20, 1.1, "hi", "w"))),
+            list(Report(name, 0, "COMPLETED", 1.2, 1, "w")),
+            list(Report(name, 1, "RUNNING", 1.0, 1, "w")),
+            list(Report(name, 1, "FAILED", 1.3, 1, "w", "ValueError: x", "ValueError")),
+        ]
     )
     tracker.stop()
     kinds = [(type(ev).__name__, getattr(ev, "to_state", None)) for ev in sink.events]
