@@ -143,6 +143,8 @@ class TaskRun:
             self.cache_key = event.cache_key
 
 
+_RUNNING_STATES = frozenset({StateType.RUNNING, StateType.RETRYING, StateType.CANCELLING})
+
 _short = reprlib.Repr()
 _short.maxstring = 120
 _short.maxother = 120
@@ -177,9 +179,29 @@ class FlowRun:
 
     @property
     def duration(self) -> float | None:
+        """Wall time from the run's first start to its end (across crashes and resumes)."""
         if self.started is None or self.ended is None:
             return None
         return self.ended - self.started
+
+    def running_time(self, now: float | None = None) -> float | None:
+        """Seconds the run spent running (RUNNING, RETRYING, CANCELLING), summed over its flow
+        attempts and resumes: the time between a crash or a failure and a resume is not
+        counted. A run still active counts up to `now` when given. From `history`; without
+        one (not loaded), the wall time `duration`."""
+        if not self.history:
+            return self.duration
+        total, since = 0.0, None
+        for step in self.history:
+            if since is not None:
+                total += max(0.0, step.time - since)
+            since = step.time if step.to_state in _RUNNING_STATES else None
+        if since is not None:  # still running
+            if now is None:
+                return None
+            total += max(0.0, now - since)
+        ran = any(step.to_state in _RUNNING_STATES for step in self.history)
+        return total if ran else None
 
     def result(self) -> Any:
         """The flow's return value; raises `FlowFailed` / `FlowCancelled` if it did not complete."""

@@ -29,7 +29,7 @@ from dagflow.errors import StoreError
 from dagflow.settings import Settings
 from dagflow.store import database, resume
 from dagflow.store.database import SchemaStatus, driver_reason
-from dagflow.store.reader import Reader
+from dagflow.store.reader import Reader, Setback
 from dagflow.store.resume import ReopenedRun, TaskOutcome
 from dagflow.store.schema import flow_runs, flows, logs, task_runs
 from dagflow.store.settings import StoreSettings, display_url, load_settings
@@ -38,6 +38,7 @@ from dagflow.store.writer import StoreWriter
 __all__ = [
     "DatabaseInfo",
     "ReopenedRun",
+    "Setback",
     "Store",
     "StoreWriter",
     "TaskOutcome",
@@ -113,6 +114,19 @@ class Store:
     ) -> list[tuple[int, LogEvent]]:
         """Log records after the one with row id `after`, as (row id, record): for following."""
         return self.reader.logs(run_id, task, after)
+
+    def setbacks(
+        self, run_id: str, task: str | None = None, after: int = 0
+    ) -> list[tuple[int, Setback]]:
+        """Task retries and failures after history row `after`, as (row id, setback)."""
+        return self.reader.setbacks(run_id, task, after)
+
+    def task_names(self, run_id: str) -> list[str]:
+        return self.reader.task_names(run_id)
+
+    def has_task(self, run_id: str, ref: str) -> bool:
+        """Does run `run_id` have a task run with this name or key?"""
+        return self.reader.has_task(run_id, ref)
 
     # ------------------------------------------------------------------ resuming
 

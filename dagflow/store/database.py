@@ -7,23 +7,27 @@ corrupted or foreign; each is refused with a one-line `StoreError` and left as i
 is an SQLite file switched to WAL mode and an empty or older dagflow database upgraded to the
 code's head revision (Alembic, configured in code: no alembic.ini is looked up).
 
+Alembic is imported only to upgrade: the check reads the version table with one query and learns
+the known revisions from the migration files' `revision` / `down_revision` lines (a test holds
+this to what Alembic itself reads), so a command that only reads the history starts quickly.
+
 Every SQLite connection gets a busy timeout and foreign keys; PostgreSQL goes through psycopg 3.
 """
 
 from __future__ import annotations
 
+import ast
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, event, inspect
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError, NoSuchModuleError, SQLAlchemyError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 from dagflow.errors import StoreError
 from dagflow.store.schema import VERSION_TABLE
@@ -81,26 +85,40 @@ def _sqlite_pragmas(busy_timeout_ms: int, dbapi_connection: Any, _record: Any) -
 
 
 def alembic_config(connection: Connection) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
     return config
 
 
-def _script() -> ScriptDirectory:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    return ScriptDirectory.from_config(config)
+@functools.cache
+def _revisions() -> dict[str, str | None]:
+    """Each migration's revision and the one it revises, read from the files (not run)."""
+    found: dict[str, str | None] = {}
+    for path in sorted((MIGRATIONS / "versions").glob("*.py")):
+        values: dict[str, Any] = {}
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target = node.targets[0]
+                if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+                    values[target.id] = ast.literal_eval(node.value)
+        if isinstance(values.get("revision"), str):
+            found[values["revision"]] = values.get("down_revision")
+    return found
 
 
 def head_revision() -> str:
-    head = _script().get_current_head()
-    assert head is not None
-    return head
+    """The revision no other revises: the schema this code writes."""
+    revisions = _revisions()
+    heads = set(revisions) - {down for down in revisions.values() if down}
+    assert len(heads) == 1, f"migrations must have one head, found {sorted(heads)}"
+    return heads.pop()
 
 
 def known_revisions() -> set[str]:
-    return {script.revision for script in _script().walk_revisions()}
+    return set(_revisions())
 
 
 def check_schema(engine: Engine) -> SchemaStatus:
@@ -111,9 +129,7 @@ def check_schema(engine: Engine) -> SchemaStatus:
             tables = set(inspect(conn).get_table_names())
             current = None
             if VERSION_TABLE in tables:
-                current = MigrationContext.configure(
-                    conn, opts={"version_table": VERSION_TABLE}
-                ).get_current_revision()
+                current = conn.scalar(text(f"SELECT version_num FROM {VERSION_TABLE}"))
             conn.rollback()
     except DBAPIError as exc:
         raise StoreError(
@@ -139,6 +155,8 @@ def upgrade(engine: Engine) -> SchemaStatus:
     if engine.dialect.name == "sqlite":
         _enable_wal(engine)
     if not status.up_to_date:
+        from alembic import command
+
         try:
             with engine.begin() as conn:
                 command.upgrade(alembic_config(conn), "head")

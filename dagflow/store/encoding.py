@@ -1,7 +1,11 @@
 """How values the engine hands over become columns: parameters as JSON, log identities as hashes.
 
-Parameters are stored as a JSON object. A value JSON cannot hold (a datetime, a custom object) is
-stored as `{"$repr": repr(value)}`: readable, never re-executed, and recognisable when loaded.
+Parameters are stored as a JSON object, each value turned into JSON data the way pydantic does it
+(`pydantic_core.to_jsonable_python`): a datetime or date becomes its ISO 8601 text, a `Path` or
+UUID its text, a set a list, a pydantic model or dataclass an object, so a resumed run's
+parameters validate back to the same values. What even pydantic cannot turn into JSON (an open
+file, a custom object) is stored as `{"$repr": repr(value)}`: readable, never re-executed, and
+recognisable when loaded.
 """
 
 from __future__ import annotations
@@ -9,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 from typing import Any
+
+from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 REPR_MARKER = "$repr"
 
@@ -18,13 +24,12 @@ def _marker(value: Any) -> dict[str, str]:
 
 
 def encode_parameters(parameters: dict[str, Any]) -> str:
-    """JSON text for a run's parameters; values JSON cannot hold become a `$repr` marker."""
+    """JSON text for a run's parameters; what JSON cannot hold becomes a `$repr` marker."""
     out: dict[str, Any] = {}
     for name, value in parameters.items():
         try:
-            json.dumps(value, default=_marker, allow_nan=True)
-            out[str(name)] = value
-        except (TypeError, ValueError, RecursionError):
+            out[str(name)] = to_jsonable_python(value, fallback=_marker, bytes_mode="base64")
+        except (PydanticSerializationError, TypeError, ValueError, RecursionError):
             out[str(name)] = _marker(value)
     return json.dumps(out, default=_marker, sort_keys=True)
 

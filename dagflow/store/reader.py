@@ -9,8 +9,9 @@ ORM-free: rows become `dagflow.core.runs` values here and nothing else leaves.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, and_, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -23,6 +24,22 @@ from dagflow.store.encoding import decode_parameters
 from dagflow.store.schema import FLOW_LEVEL, flow_runs, logs, state_history, task_runs
 
 MAX_CANDIDATES = 5
+SETBACKS = (StateType.RETRYING, StateType.FAILED, StateType.TIMED_OUT, StateType.CRASHED)
+
+
+@dataclass(frozen=True, slots=True)
+class Setback:
+    """A task attempt that failed (and was retried, or not), as `dagflow logs` shows it beside
+    the run's log records; `traceback` is kept for a task run's last failure only."""
+
+    key: str
+    name: str | None
+    state: StateType
+    attempt: int
+    time: float
+    message: str
+    error_type: str | None = None
+    traceback: str | None = None
 
 
 def parse_state(state: StateType | str) -> StateType:
@@ -106,8 +123,10 @@ class Reader:
             if wanted is not None:
                 runs = [r for r in runs if r.state is wanted]
             tasks = self._task_runs(conn, [r.id for r in runs])
+            histories = self._flow_histories(conn, [r.id for r in runs])
         for run in runs:
             run.task_runs = tasks[run.id]
+            run.history = histories.get(run.id, [])
         return runs
 
     def logs(
@@ -134,6 +153,67 @@ class Reader:
                 )
                 for row in conn.execute(query)
             ]
+
+    def setbacks(
+        self, run_id: str, task: str | None = None, after: int = 0
+    ) -> list[tuple[int, Setback]]:
+        """A run's task retries and failures in time order, as (history row id, setback)."""
+        h, t = state_history.c, task_runs.c
+        joined = state_history.outerjoin(
+            task_runs, and_(t.run_id == h.run_id, t.task_key == h.task_key)
+        )
+        columns = (h.id, h.task_key, h.to_state, h.attempt, h.time, h.message, t.task_name,
+                   t.state, t.attempts, t.error_type, t.traceback)  # fmt: skip
+        query = (
+            select(*columns)
+            .select_from(joined)
+            .where(
+                h.run_id == run_id,
+                h.task_key != FLOW_LEVEL,
+                h.to_state.in_([s.value for s in SETBACKS]),
+                h.id > after,
+            )
+            .order_by(h.time, h.id)
+        )
+        if task is not None:
+            query = query.where((t.task_name == task) | (h.task_key == task))
+        out: list[tuple[int, Setback]] = []
+        with self._connect() as conn:
+            for row in conn.execute(query):
+                last = row.state == row.to_state and row.attempts == row.attempt
+                out.append(
+                    (
+                        row.id,
+                        Setback(
+                            row.task_key,
+                            row.task_name,
+                            StateType(row.to_state),
+                            row.attempt,
+                            row.time,
+                            row.message,
+                            row.error_type if last else None,
+                            row.traceback if last else None,
+                        ),
+                    )
+                )
+        return out
+
+    def task_names(self, run_id: str) -> list[str]:
+        """The names of a run's tasks, sorted."""
+        query = select(task_runs.c.task_name).where(task_runs.c.run_id == run_id).distinct()
+        with self._connect() as conn:
+            return sorted(conn.scalars(query))
+
+    def has_task(self, run_id: str, ref: str) -> bool:
+        """Does the run have a task run with this name or key?"""
+        t = task_runs.c
+        query = (
+            select(t.task_key)
+            .where(t.run_id == run_id, (t.task_name == ref) | (t.task_key == ref))
+            .limit(1)
+        )
+        with self._connect() as conn:
+            return conn.scalar(query) is not None
 
     def detect_crashes(self, run_ids: list[str] | None) -> dict[str, crashes.Crash]:
         """Record stale active runs as CRASHED; returns those only shown as such (unrecorded)."""
@@ -209,6 +289,19 @@ class Reader:
                 )
         return out
 
+    def _flow_histories(self, conn: Connection, run_ids: list[str]) -> dict[str, list[Transition]]:
+        """The flow runs' own transitions (not their tasks'), for their running times."""
+        out: dict[str, list[Transition]] = {}
+        for chunk in _chunks(run_ids, 500):
+            query = (
+                select(state_history)
+                .where(state_history.c.run_id.in_(chunk), state_history.c.task_key == FLOW_LEVEL)
+                .order_by(state_history.c.time, state_history.c.id)
+            )
+            for row in conn.execute(query):
+                out.setdefault(row.run_id, []).append(_transition(row))
+        return out
+
     def _history(self, conn: Connection, run_id: str) -> dict[str, list[Transition]]:
         out: dict[str, list[Transition]] = {}
         query = (
@@ -217,15 +310,7 @@ class Reader:
             .order_by(state_history.c.time, state_history.c.id)
         )
         for row in conn.execute(query):
-            out.setdefault(row.task_key, []).append(
-                Transition(
-                    StateType(row.from_state) if row.from_state else None,
-                    StateType(row.to_state),
-                    row.time,
-                    row.attempt,
-                    row.message,
-                )
-            )
+            out.setdefault(row.task_key, []).append(_transition(row))
         return out
 
 
@@ -248,6 +333,17 @@ class _Reading:
         self._conn.close()
         if isinstance(exc, DBAPIError):
             raise StoreError(f"reading the run history failed: {driver_reason(exc)}") from None
+
+
+def _transition(row: Row[tuple[object, ...]]) -> Transition:
+    m = row._mapping
+    return Transition(
+        StateType(m["from_state"]) if m["from_state"] else None,
+        StateType(m["to_state"]),
+        m["time"],
+        m["attempt"],
+        m["message"],
+    )
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
