@@ -143,8 +143,8 @@ def test_run_prints_run_id_progress_logs_state_and_result(flows: Path) -> None:
     assert len(run_id) == 32
     assert "dashboard: http" in out
     assert f"run {run_id} RUNNING" in out
-    assert f"run {run_id} COMPLETED" in out
-    assert "1/1 done, 0 running, 0 failed" in out
+    assert f"run {run_id[:12]} COMPLETED" in out
+    assert "1/1 done, 0 failed" in out
     assert "result: {'label': 'from-json', 'total': 6}" in out
     assert "[add] adding 3 and 3" in out  # the task's log line, with the task's name
     assert "Traceback" not in out + proc.stderr
@@ -155,12 +155,20 @@ def test_failing_task_exits_1_with_the_error(flows: Path) -> None:
     output = proc.stdout + proc.stderr
     assert proc.returncode == 1, output
     assert "FAILED" in proc.stdout, output
-    assert "0/1 done, 0 running, 1 failed" in proc.stdout, output
+    assert "0/1 done, 1 failed" in proc.stdout, output
     errors = [line for line in proc.stderr.splitlines() if line.startswith("Error: ")]
     assert len(errors) == 1, output
     assert "ended FAILED" in errors[0]
     assert "ValueError: bad value 7" in errors[0]
+    assert "ValueError: ValueError" not in output
     assert "Traceback" not in output
+    # what to do next, last: where to look, and that a resume would run every task again
+    after = proc.stderr[proc.stderr.index("Error: ") :].splitlines()[1:]
+    assert after[0].startswith("next: dagflow runs show ")
+    assert any("dagflow logs " in line for line in after)
+    resume = next(line for line in after if "dagflow resume " in line)
+    assert "reruns its task: none persisted" in resume
+    assert after[-1].strip() == "(@flow(persist_results=True) keeps them)"
 
 
 @pytest.mark.slow
