@@ -33,3 +33,24 @@ def threads_cluster(monkeypatch: pytest.MonkeyPatch) -> str:
     """Run flows on the shared in-process cluster (workers are threads of this process)."""
     monkeypatch.setenv("DAGFLOW_CLUSTER", "local-threads")
     return "local-threads"
+
+
+PG_SKIP_REASON = "DAGFLOW_TEST_POSTGRES_URL is not set"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say, last, that PostgreSQL tests were skipped, why, and how to run them."""
+    skipped = [
+        report
+        for report in terminalreporter.stats.get("skipped", [])
+        if isinstance(report.longrepr, tuple) and PG_SKIP_REASON in str(report.longrepr[2])
+    ]
+    if skipped:
+        n = len(skipped)
+        terminalreporter.write_line(
+            f"PostgreSQL: {n} test{'s' if n > 1 else ''} skipped because {PG_SKIP_REASON}; "
+            "to run them, "
+            "export DAGFLOW_TEST_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test "
+            "(a server where that user may create databases: each test makes and drops its own)",
+            yellow=True,
+        )

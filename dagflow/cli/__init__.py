@@ -27,15 +27,15 @@ import click
 
 from dagflow.errors import DagflowError
 
-# name -> ("module:attribute", the command's short help as `--help` lists it)
+# name -> ("module:attribute", the command's short help, which `dagflow --help` lists)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("dagflow.cli.run:run", "Run a flow from a file or a module and show its progress."),
-    "resume": ("dagflow.cli.run:resume_command", "Finish a FAILED, CRASHED or CANCELLED run..."),
-    "inspect": ("dagflow.cli.run:inspect_command", "Show a flow's parameters and their JSON..."),
+    "resume": ("dagflow.cli.run:resume_command", "Finish a failed, crashed or cancelled run."),
+    "inspect": ("dagflow.cli.run:inspect_command", "Show a flow's parameters and their schema."),
     "runs": ("dagflow.cli.runs:runs", "Recorded flow runs: ls, show."),
-    "logs": ("dagflow.cli.logs:logs_command", "Print a run's log records, task failures and..."),
+    "logs": ("dagflow.cli.logs:logs_command", "A run's logs, retries and failures, in order."),
     "cluster": ("dagflow.cli.cluster:cluster", "Start a cluster from a profile, or look at one."),
-    "db": ("dagflow.cli.db:db", "The run history database (DAGFLOW_DATABASE_URL, else..."),
+    "db": ("dagflow.cli.db:db", "The run history database: upgrade, info."),
 }
 
 
@@ -65,7 +65,8 @@ class DagflowGroup(click.Group):
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, short) for name, (_, short) in COMMANDS.items()]
+        limit = formatter.width - 6 - max(len(name) for name in COMMANDS)
+        rows = [(name, _shorten(short, limit)) for name, (_, short) in COMMANDS.items()]
         for name in super().list_commands(ctx):
             command = super().get_command(ctx, name)
             if command is not None and not command.hidden:
@@ -78,6 +79,13 @@ class DagflowGroup(click.Group):
             return super().invoke(ctx)
         except DagflowError as exc:
             raise ErrorExit(exc) from None
+
+
+def _shorten(text: str, limit: int) -> str:
+    """`text`, or its words that fit in `limit` characters followed by "..."."""
+    if len(text) <= limit:
+        return text
+    return text[: max(0, limit - 3)].rsplit(" ", 1)[0] + "..."
 
 
 @click.group(cls=DagflowGroup, context_settings={"help_option_names": ["-h", "--help"]})

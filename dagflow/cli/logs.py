@@ -27,7 +27,7 @@ FOLLOW_POLL_SECONDS = 0.5
 Entry = LogEvent | Setback
 
 
-@click.command("logs")
+@click.command("logs", short_help="A run's logs, retries and failures, in order.")
 @click.argument("run")
 @click.option("--task", "task", help="Only this task's records (a task name or key).")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing until the run ends.")

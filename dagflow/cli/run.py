@@ -80,7 +80,7 @@ def run(
     _execute(ctx, lambda: load_flow(target), start, cluster)
 
 
-@click.command("resume")
+@click.command("resume", short_help="Finish a failed, crashed or cancelled run.")
 @click.argument("run_ref", metavar="RUN")
 @click.option("--force", is_flag=True, help="Resume even if the flow's graph changed since.")
 @click.option(
@@ -155,7 +155,7 @@ def _close_quietly() -> None:
         pass
 
 
-@click.command("inspect")
+@click.command("inspect", short_help="Show a flow's parameters and their schema.")
 @click.argument("target", metavar="TARGET")
 @click.option("--json", "as_json", is_flag=True, help="Print only the parameters' JSON schema.")
 def inspect_command(target: str, as_json: bool) -> None:

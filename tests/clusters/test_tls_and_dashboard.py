@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -105,6 +106,39 @@ def test_shipped_tls_profile_runs_a_flow_over_tls(
         assert run.cluster_address == address
     finally:
         clusters.close(profile)
+
+
+def test_the_readme_recipe_makes_the_files_the_shipped_tls_profile_reads(
+    dask_procs: DaskProcesses, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """clusters/README.md's openssl commands, run as written; its certs/ copied where it says;
+    then `--cluster remote-tls` from a directory without ./clusters runs a flow over TLS."""
+    readme = (REPO / "clusters" / "README.md").read_text()
+    recipe = readme.split("```sh\n", 1)[1].split("```", 1)[0]
+    made = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", recipe], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert made.returncode == 0, made.stderr
+    certs = tmp_path / "certs"
+    ca, node, node_key = (str(certs / n) for n in ("ca.pem", "node.pem", "node-key.pem"))
+    address = dask_procs.start_scheduler(tls=(ca, node, node_key))
+    dask_procs.add_worker()
+    home = tmp_path / "home"
+    (home / "clusters").mkdir(parents=True)
+    shutil.copytree(certs, home / "clusters" / "certs")  # where the README says to put them
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("DAGFLOW_HOME", str(home))
+    monkeypatch.setenv("DAGFLOW_SCHEDULER_ADDRESS", address)
+    for env in ("DAGFLOW_TLS_CA", "DAGFLOW_TLS_CERT", "DAGFLOW_TLS_KEY"):
+        monkeypatch.delenv(env, raising=False)
+    try:
+        run = run_flow(squares, {"n": 4}, cluster="remote-tls")
+        assert run.state is StateType.COMPLETED, run.error
+        assert run.result() == 14 and run.cluster_address == address
+    finally:
+        clusters.close("remote-tls")
 
 
 def get(url: str) -> tuple[int, bytes]:
