@@ -7,23 +7,22 @@ and reused by every later run that names it (a notebook must not pay a cluster s
 everything opened here is closed at interpreter exit, or before by `closing.close_all()`. Local
 clusters and their dashboards listen on 127.0.0.1 only unless a profile says otherwise; their
 worker processes leave Ctrl-C to the driver (`dagflow.workerprocess`), and are not started from
-a script's unguarded top level (`mainguard.py`). Whatever goes wrong is one `ClusterError` line;
-a refused scheduler port fails at once, not after the connect timeout.
+a script's unguarded top level (`mainguard.py`). Whatever goes wrong is one `ClusterError` line
+(connecting to a running scheduler: `connecting.py`).
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
-import ipaddress
 import logging
 import os
-import socket
 import threading
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from dagflow.clusters.connecting import connect
 from dagflow.clusters.mainguard import refuse_unguarded_spawn
 from dagflow.clusters.names import find_profile
 from dagflow.clusters.profiles import (
@@ -116,7 +115,7 @@ def open_profile(profile: ClusterProfile, name: str | None = None) -> ClusterHan
     label = name or profile.source
     with dask.config.set(profile.dask_config):
         if isinstance(profile, AddressProfile):
-            return ClusterHandle(label, _connect(profile), None)
+            return ClusterHandle(label, connect(profile), None)
         if isinstance(profile, LocalProfile) and profile.options.processes:
             refuse_unguarded_spawn(label)
         cluster = _start(profile)
@@ -135,95 +134,6 @@ def open_profile(profile: ClusterProfile, name: str | None = None) -> ClusterHan
             ) from None
         adaptive = isinstance(profile, _Managed) and profile.adapt is not None
         return ClusterHandle(label, client, cluster, _dashboard_host(profile), adaptive)
-
-
-def _connect(profile: AddressProfile) -> Any:
-    from distributed import Client
-    from distributed.security import Security
-
-    address = profile.address
-    warning = insecure_address_warning(address)
-    if warning:
-        log.warning(warning)
-    _probe(profile)
-    security = None
-    if profile.tls is not None:
-        security = Security(
-            tls_ca_file=profile.tls.ca_file,
-            tls_client_cert=profile.tls.cert,
-            tls_client_key=profile.tls.key,
-            require_encryption=True,
-        )
-    try:
-        return Client(
-            address, security=security, set_as_default=False, timeout=f"{profile.timeout}s"
-        )
-    except (OSError, TimeoutError) as exc:
-        raise ClusterError(
-            f"{_where(profile)}cannot reach the Dask scheduler at {address}: {_one_line(exc)}"
-        ) from None
-    except Exception as exc:
-        raise ClusterError(
-            f"{profile.source}: cannot connect to {address}: {_one_line(exc)}"
-        ) from None
-
-
-def _probe(profile: AddressProfile) -> None:
-    """Fail at once when nothing listens at a TCP scheduler address (Dask's client would retry
-    a refused connection until its timeout); an address that answers goes on to `Client`."""
-    from distributed.comm.addressing import parse_address, parse_host_port
-
-    address = profile.address
-    try:
-        scheme, location = parse_address(address)
-        if scheme not in ("tcp", "tls"):
-            return
-        host, port = parse_host_port(location)
-    except ValueError as exc:
-        raise ClusterError(f"{_where(profile)}{address!r}: {exc}") from None
-    try:
-        with socket.create_connection((host, port), timeout=profile.timeout):
-            return
-    except ConnectionRefusedError:
-        reason = "connection refused (no scheduler listens there)"
-    except socket.gaierror as exc:
-        reason = f"cannot resolve host {host!r} ({exc.strerror})"
-    except TimeoutError:
-        reason = f"no answer within {profile.timeout:g}s"
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-    raise ClusterError(
-        f"{_where(profile)}cannot reach the Dask scheduler at {address}: {reason}"
-    ) from None
-
-
-def _where(profile: AddressProfile) -> str:
-    return "" if profile.source == profile.address else f"{profile.source}: address: "
-
-
-def insecure_address_warning(address: str) -> str | None:
-    """The warning for plain TCP to a scheduler that is not on this machine, else None."""
-    from distributed.comm.addressing import get_address_host
-
-    if not address.startswith(("tcp://", "ws://")):
-        return None
-    try:
-        host = get_address_host(address)
-    except ValueError:
-        return None
-    if host == "localhost":
-        return None
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return None
-    except ValueError:
-        pass
-    return (
-        f"connecting to {address} over plain TCP: traffic, including task code and data, is "
-        "unencrypted and anyone who can reach the scheduler can run code on it; use a tls:// "
-        "address with a profile of kind 'address' and tls: {ca_file, cert, key} "
-        "(see clusters/remote-tls.yaml)"
-    )
 
 
 # ----------------------------------------------------------------------------- starting

@@ -57,6 +57,21 @@ def adder(n: int, items: list[int] = [1], label: str = "x") -> dict:
 def failing() -> int:
     return boom(7)
 
+@task(retries=1, retry_delay=0.1)
+def flaky(marker: str) -> str:
+    import os
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        raise OSError("first attempt fails")
+    get_run_logger().info("loaded")
+    return "ok"
+
+@flow
+def ordered(marker: str) -> str:
+    value = flaky(marker).result()
+    get_run_logger().info("done")
+    return value
+
 not_a_flow = 42
 """
 
@@ -171,6 +186,20 @@ def test_failing_task_exits_1_with_the_error(flows: Path) -> None:
     assert after[-1].strip() == "(@flow(persist_results=True) keeps them)"
 
 
+def test_output_in_a_pipe_is_in_time_order_with_retries_shown(flows: Path) -> None:
+    marker = flows.parent / "marker"
+    proc = dagflow(
+        "run", f"{flows.name}:ordered", "-p", f"marker={marker}", "--cluster", "local-threads",
+        cwd=flows.parent,
+    )  # fmt: skip
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    retry = out.index("RETRYING flaky-")
+    assert "OSError: first attempt fails (retry 1/1 in 0.10s)" in out[retry:]
+    assert retry < out.index("[flaky] loaded") < out.index("[flow] done")
+    assert "\x1b[" not in out  # no colours and no cursor moves in a pipe
+
+
 @pytest.mark.slow
 def test_ctrl_c_cancels_the_run_and_exits_130(tmp_path: Path) -> None:
     path = tmp_path / "sleepy.py"
@@ -265,9 +294,9 @@ def test_bad_parameters(invoke: Invoke, flows: Path, args: list[str], fragments:
     ("target", "fragments"),
     [
         ("absent.py:f", ["no such file: absent.py"]),
-        ("myflows.py:nope", ["no flow 'nope' in myflows.py", "flows found: adder, failing"]),
+        ("myflows.py:nope", ["no flow 'nope' in myflows.py", "flows found: adder, failing, "]),
         ("myflows.py:not_a_flow", ["not_a_flow is not a dagflow flow", "type int"]),
-        ("myflows.py", ["myflows.py defines flows: adder, failing", "myflows.py:FLOW"]),
+        ("myflows.py", ["myflows.py defines flows: adder, failing, ", "myflows.py:FLOW"]),
         ("no_such_module_here:f", ["no module named 'no_such_module_here'"]),
     ],
     ids=["missing-file", "missing-flow", "not-a-flow", "which-flow", "missing-module"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -313,3 +314,44 @@ def test_cluster_info_describes_a_profile_without_starting_it(
     data = json.loads(CliRunner().invoke(main, ["cluster", "info", "slurm", "--json"]).stdout)
     assert data["running"] is False and data["kind"] == "jobqueue" and data["workers"] == []
     assert data["profile"]["system"] == "slurm" and data["profile"]["adapt"]["maximum"] == 20
+
+
+@pytest.fixture
+def other_service() -> Iterator[int]:
+    """A port on 127.0.0.1 where something that is not Dask answers (an HTTP server's error)."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n" * 8)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    server.close()
+    thread.join(10)
+
+
+def test_an_address_where_another_service_answers_is_one_line(other_service: int) -> None:
+    import gc
+
+    address = f"tcp://127.0.0.1:{other_service}"
+    result = CliRunner().invoke(main, ["cluster", "info", address])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == (
+        f"Error: {address} answered, but not as a Dask scheduler (is it another service's port, "
+        "such as the dashboard's?): what it sent is not Dask's protocol"
+    )
+    gc.collect()  # no half-made client is left to complain later

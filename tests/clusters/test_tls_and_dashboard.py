@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
+import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -206,23 +208,43 @@ def test_cluster_start_keeps_a_cluster_up_until_interrupted(tmp_path: Path) -> N
         f"  dashboard_address: 127.0.0.1:{free_port()}\n"
     )
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dagflow.cli", "cluster", "start", str(path), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    out_path, err_path = tmp_path / "out.txt", tmp_path / "err.txt"
+    env = {**os.environ, "DAGFLOW_HOME": str(tmp_path / "home")}
+    with out_path.open("w") as out, err_path.open("w") as err:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dagflow.cli",
+                "cluster",
+                "start",
+                str(path),
+                "--port",
+                str(port),
+            ],
+            stdout=out,
+            stderr=err,
+            env=env,
+            text=True,
+        )
     try:
-        assert proc.stdout is not None
-        lines = [proc.stdout.readline() for _ in range(2)]
-        assert lines[0].strip() == f"scheduler: tcp://127.0.0.1:{port}", lines
+        # wait for what it prints (not for a fixed time): the slower the machine, the longer
+        deadline = time.monotonic() + 120
+        while "press Ctrl-C to stop it" not in err_path.read_text():
+            assert proc.poll() is None, err_path.read_text()
+            assert time.monotonic() < deadline, out_path.read_text() + err_path.read_text()
+            time.sleep(0.1)
+        lines = out_path.read_text().splitlines()
+        assert lines[0] == f"scheduler: tcp://127.0.0.1:{port}", lines
         assert lines[1].startswith("dashboard: http://127.0.0.1:")
         from distributed import Client
 
         with Client(f"tcp://127.0.0.1:{port}", timeout="30s") as client:
-            assert client.submit(sum, [1, 2]).result(timeout=30) == 3
+            assert client.submit(sum, [1, 2]).result(timeout=60) == 3
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(60) == 0
+        assert proc.wait(60) == 0, err_path.read_text()
+        assert err_path.read_text().endswith("stopping the cluster ...\n")
+        assert "Traceback" not in err_path.read_text()
     finally:
         if proc.poll() is None:
             proc.kill()
