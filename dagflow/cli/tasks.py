@@ -56,10 +56,6 @@ def failure_rank(task: TaskRun) -> int:
     return 0 if task.state in ROOT_FAILURES else 1
 
 
-def _start(task: TaskRun) -> float:
-    return task.started if task.started is not None else float("inf")
-
-
 def single(task: TaskRun) -> Row:
     return Row(
         task.key,
@@ -107,42 +103,41 @@ def rows(
 
     Without `states`: the failed tasks one by one (their own failures before upstream ones, at
     most `SHOWN_FAILURES` when grouped), then every task by start time with each mapped task as
-    one group (a task already listed as a failure is not listed again). With `states`: only
-    tasks in those states, failures first. `grouped=False` lists every task run on its own.
+    one group (a single task already listed as a failure is not listed again; a mapped one is
+    also counted in its group). With `states`: only tasks in those states, failures first.
+    `grouped=False` lists every task run on its own.
     """
-    chosen = [t for t in tasks if states is None or t.state in states]
-    chosen.sort(key=lambda t: (_start(t), t.key))
-    failed = sorted((t for t in chosen if t.state.is_failure), key=failure_rank)
-    out: list[Row] = []
-    left_out = 0
-    if states is None:
-        shown = failed if not grouped else failed[:SHOWN_FAILURES]
-        left_out = len(failed) - len(shown)
-        out.extend(single(t) for t in shown)
-        listed = {id(t) for t in shown}
-        rest = [t for t in chosen if id(t) not in listed or t.map_index is not None]
-        if not grouped:
-            rest = [t for t in chosen if id(t) not in listed]
-    else:
-        rest = sorted(chosen, key=lambda t: (not t.state.is_failure, failure_rank(t)))
-    if not grouped:
-        return out + [single(t) for t in rest], left_out
-    mapped: dict[str, list[TaskRun]] = {}
-    order: list[tuple[float, int, str | TaskRun]] = []
-    for i, t in enumerate(rest):
-        if t.map_index is None:
-            order.append((_start(t), i, t))
-        else:
-            if t.name not in mapped:
-                order.append((_start(t), i, t.name))
-            mapped.setdefault(t.name, []).append(t)
+    chosen = sorted((t for t in tasks if states is None or t.state in states), key=_by_start)
     if states is not None:
-        order.sort(key=lambda item: item[1])  # failures first, as sorted above
-    else:
-        order.sort(key=lambda item: (item[0], item[1]))
-    for _, _, item in order:
-        out.append(single(item) if isinstance(item, TaskRun) else group(item, mapped[item]))
-    return out, left_out
+        chosen.sort(key=lambda t: (not t.state.is_failure, failure_rank(t)))  # stable
+        return (_grouped(chosen) if grouped else [single(t) for t in chosen]), 0
+    failed = sorted((t for t in chosen if t.state.is_failure), key=failure_rank)
+    shown = failed[:SHOWN_FAILURES] if grouped else failed
+    listed = {id(t) for t in shown}
+    if not grouped:
+        return [single(t) for t in [*shown, *(t for t in chosen if id(t) not in listed)]], 0
+    rest = [t for t in chosen if id(t) not in listed or t.map_index is not None]
+    return [single(t) for t in shown] + _grouped(rest), len(failed) - len(shown)
+
+
+def _grouped(tasks: Sequence[TaskRun]) -> list[Row]:
+    """Rows in the order given, each mapped task as one group where its first run stands."""
+    mapped: dict[str, list[TaskRun]] = {}
+    order: list[TaskRun | str] = []
+    for t in tasks:
+        if t.map_index is None:
+            order.append(t)
+            continue
+        if t.name not in mapped:
+            order.append(t.name)
+            mapped[t.name] = []
+        mapped[t.name].append(t)
+    return [single(item) if isinstance(item, TaskRun) else group(item, mapped[item])
+            for item in order]  # fmt: skip
+
+
+def _by_start(task: TaskRun) -> tuple[float, str]:
+    return (task.started if task.started is not None else float("inf"), task.key)
 
 
 def attempts(task: TaskRun) -> list[Attempt]:
