@@ -15,8 +15,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import JSON, Table, bindparam, cast, func, literal_column, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Dialect
 
 # Adds the conflict clause to an INSERT of either dialect (both have the same methods).
@@ -29,6 +27,10 @@ class BulkInsert:
     def __init__(
         self, dialect: Dialect, table: Table, columns: Sequence[str], conflict: Conflict
     ) -> None:
+        # the dialects are imported by the writer that needs them, not by every reader
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
         self.columns = tuple(columns)
         self._pg = dialect.name == "postgresql"
         if self._pg:
