@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from urllib.parse import urlsplit
 
 import click
@@ -75,7 +76,7 @@ def runs_ls(flow_name: str | None, state: str | None, limit: int, as_json: bool)
             escape(run.flow_name),
             state_markup(run.state),
             when(run.started),
-            duration(run.running_time()),
+            duration(run.running_time(now=time.time())),  # an active run: so far
             task_counts(run),
         )
     print_table(out, rows)
@@ -154,8 +155,8 @@ def runs_show(
 
 def _header(out: Console, fr: FlowRun) -> None:
     out.print(f"[bold]{escape(fr.flow_name)}[/] run {fr.id}  {state_markup(fr.state)}")
-    ran, wall = fr.running_time(), fr.duration
-    took = f"ran {duration(ran)}"
+    ran, wall = fr.running_time(now=time.time()), fr.duration
+    took = f"ran {duration(ran)}" if fr.state.is_final else f"running for {duration(ran)}"
     if ran is not None and wall is not None and wall - ran > 1.0:
         took += f" (wall time {duration(wall)}, across its stops and resumes)"
     out.print(f"started {when(fr.started)} UTC, {took}, attempts {fr.attempts}", markup=False)

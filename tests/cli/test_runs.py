@@ -7,6 +7,7 @@ import json
 import re
 import socket
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -403,3 +404,16 @@ def test_runs_show_marks_a_dashboard_whose_cluster_is_gone(env: str) -> None:
         assert "(gone: that cluster no longer answers)" in dead
     finally:
         listening.close()
+
+
+def test_a_run_still_going_shows_its_running_time_so_far(env: str) -> None:
+    store = open_store(env)
+    writer = StoreWriter(store.url)
+    run_id = new_id()
+    writer.handle(run_events(run_id, 1, t0=time.time() - 5)[:-1])  # no end yet
+    writer.close(30)
+    store.close()
+    (row,) = [r for r in invoke("runs", "ls").stdout.splitlines() if run_id[:12] in r]
+    assert "RUNNING" in row and " s " in row  # seconds so far, not "-"
+    assert re.search(r"running for \d+\.\d\d s", invoke("runs", "show", run_id).stdout)
+    assert json.loads(invoke("runs", "show", run_id, "--json").stdout)["duration"] is None
