@@ -38,19 +38,21 @@ def threads_cluster(monkeypatch: pytest.MonkeyPatch) -> str:
 PG_SKIP_REASON = "DAGFLOW_TEST_POSTGRES_URL is not set"
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Say, last, that PostgreSQL tests were skipped, why, and how to run them."""
-    skipped = [
-        report
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> Iterator[None]:
+    """After the summary's other sections (just above the closing counts): say that PostgreSQL
+    tests were skipped, why, and how to run them."""
+    yield
+    n = sum(
+        1
         for report in terminalreporter.stats.get("skipped", [])
         if isinstance(report.longrepr, tuple) and PG_SKIP_REASON in str(report.longrepr[2])
-    ]
-    if skipped:
-        n = len(skipped)
+    )
+    if n:
         terminalreporter.write_line(
             f"PostgreSQL: {n} test{'s' if n > 1 else ''} skipped because {PG_SKIP_REASON}; "
-            "to run them, "
-            "export DAGFLOW_TEST_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test "
-            "(a server where that user may create databases: each test makes and drops its own)",
+            "to run them, export DAGFLOW_TEST_POSTGRES_URL=postgresql+psycopg://postgres@"
+            "127.0.0.1:5432/test (a server where that user may create databases: each test makes "
+            "and drops its own)",
             yellow=True,
         )
