@@ -1,13 +1,13 @@
 """How a run's last lines read: its state and counts, its error, and what to do next.
 
-They fit an 80-column screen: the run is named by the first 12 characters of its id (its full id
-was the first line of the run's output; any unique prefix names a run in every command).
-
 These are the last lines `dagflow run` and `dagflow resume` print, after the cluster is closed,
 so nothing of Dask's can come after them. A run that did not complete says where to look
 (`runs show`, `logs`) and what `dagflow resume` would do: which task results it can reuse (those
 persisted), or, when none were, how to keep them next time. The exit code says how it ended:
 0 completed, 1 failed or crashed, 2 stopped on a user's mistake, 130 cancelled.
+
+They fit an 80-column screen: the run is named by the first 12 characters of its id (its full id
+was the first line of the run's output; any unique prefix names a run in every command).
 """
 
 from __future__ import annotations

@@ -62,7 +62,8 @@ Exit codes: 0 completed, 1 failed or crashed, 2 bad usage or parameters,
 @click.option(
     "--cluster",
     metavar="NAME",
-    help="local, local-threads, a profile name (./clusters/NAME.yaml) or file, or tcp://host:port "
+    help="local, local-threads, a profile name (./clusters/NAME.yaml, $DAGFLOW_HOME/clusters/, or "
+    "one shipped with dagflow such as remote) or file, or tcp://host:port "
     "(default: $DAGFLOW_CLUSTER, else the flow's cluster=, else local).",
 )
 @click.pass_context

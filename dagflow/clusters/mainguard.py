@@ -35,6 +35,13 @@ def refuse_unguarded_spawn(cluster: str) -> None:
     unguarded top level (they would run that code again)."""
     if not _reimported():
         return
+    main_file = str(getattr(sys.modules.get("__main__"), "__file__", ""))
+    if main_file.startswith("<"):  # `python - < script.py`: a spawned process cannot read it again
+        raise ClusterError(
+            f"cluster {cluster!r} starts worker processes, which import the main script again, "
+            f"and a script read from {main_file} cannot be: save it to a file and run that, or "
+            "use cluster 'local-threads'"
+        )
     site = _top_level_call("__main__")
     if site is None:
         return

@@ -162,3 +162,21 @@ def test_what_counts_as_guarded(tmp_path: Path) -> None:
     )
     assert [line for line in range(1, 11) if _guarded(str(path), line)] == [4, 5, 6, 7]
     assert _guarded(str(tmp_path / "missing.py"), 1)  # cannot tell: let it be
+
+
+def test_a_script_read_from_stdin_is_told_to_be_a_file(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAGFLOW_")}
+    env["DAGFLOW_HOME"] = str(tmp_path / "home")
+    script = (
+        'from dagflow import flow\n@flow(cluster="local")\ndef f() -> int:\n    return 1\nf()\n'
+    )
+    proc = subprocess.run(
+        [sys.executable, "-"], input=script, cwd=tmp_path, env=env, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "dagflow.errors.ClusterError: cluster 'local' starts worker processes, which import the "
+        "main script again, and a script read from <stdin> cannot be: save it to a file and run "
+        "that, or use cluster 'local-threads'"
+    )
