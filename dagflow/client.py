@@ -25,12 +25,13 @@ from urllib.parse import quote
 
 import httpx
 
-from dagflow.core.history import RunSummary
+from dagflow.core.history import RunSummary, Setback
 from dagflow.core.runs import FlowRun, LogEvent
 from dagflow.core.states import StateType
 from dagflow.errors import NotFound, SettingsError, StateConflict, StoreError, UsageError
 from dagflow.server.models import (
     CancelOut,
+    HistoryOut,
     LogPageOut,
     RunDetail,
     RunPageOut,
@@ -41,6 +42,8 @@ from dagflow.server.models import (
     summary_of,
 )
 from dagflow.settings import API_TOKEN
+
+SETBACKS = frozenset({StateType.RETRYING, StateType.FAILED, StateType.TIMED_OUT, StateType.CRASHED})
 
 __all__ = ["Client"]
 
@@ -138,6 +141,45 @@ class Client:
         """Log records after record id `after`; `wait` seconds for new ones (long-poll)."""
         page = self._log_page(run_id, task, after, PAGE, wait)
         return [(row.id, log_of(run_id, row)) for row in page.logs]
+
+    def setbacks(
+        self, run_id: str, task: str | None = None, after: int = 0
+    ) -> list[tuple[int, Setback]]:
+        """Task retries and failures after history step `after` (without tracebacks: a task's
+        own page, `runs show --task`, has its traceback)."""
+        page = HistoryOut.model_validate(
+            self._get(f"/runs/{run_id}/history", {"after": after, "limit": 5000})
+        )
+        out: list[tuple[int, Setback]] = []
+        for step in page.steps:
+            if step.task_key is None or step.to_state not in SETBACKS:
+                continue
+            if task is not None and task not in (
+                step.task_key,
+                step.dask_key,
+                step.task_key.rpartition("[")[0],
+            ):
+                continue
+            out.append(
+                (
+                    step.id,
+                    Setback(
+                        step.task_key,
+                        None,
+                        step.to_state,
+                        step.attempt,
+                        step.time.timestamp(),
+                        step.message,
+                    ),
+                )
+            )
+        return out
+
+    def task_names(self, run_id: str) -> list[str]:
+        return sorted({t.name for t in self._task_runs(run_id)})
+
+    def has_task(self, run_id: str, ref: str) -> bool:
+        return any(ref in (t.name, t.key, t.dask_key) for t in self._task_runs(run_id))
 
     # ------------------------------------------------------------------ the Python API's reads
 

@@ -7,6 +7,7 @@ never open it), and hands the runner its sinks: the store's writer and whatever 
 its own, linked to its parent, on the parent's cluster, recorded by the parent's sinks.
 `resume` reopens a recorded run and runs its flow again under the same id, reusing every task
 whose result was persisted. Nothing here or anywhere else registers itself at import time.
+A worker process that imports the user's script again never starts a run (`clusters.mainguard`).
 
 The engine, the store and the clusters are imported when a run starts, so `import dagflow` and
 commands that only read the history stay quick.
@@ -73,7 +74,9 @@ def run_flow(
         parent.flow_run.subflow_runs.append(flow_run)
         return flow_run
     from dagflow.clusters import get_cluster, resolve_name
+    from dagflow.clusters.mainguard import refuse_in_worker_bootstrap
 
+    refuse_in_worker_bootstrap(flow.name)  # a worker process importing the user's script
     current = dagflow_settings.load()
     # The run history opens while the cluster starts (its import alone is a fifth of a second,
     # a cluster start takes seconds): a store that cannot record still stops the run before

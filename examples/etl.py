@@ -5,7 +5,7 @@ Run it:
     dagflow run examples/etl.py:etl                        # on the default `local` cluster
     dagflow run examples/etl.py:etl --param rows=5000      # parameters are validated, coerced
     dagflow run examples/etl.py:etl --cluster local-threads
-    python examples/etl.py                                 # plain Python works too
+    python examples/etl.py                                 # plain Python: prints the run id
 
 What it shows: `.map` (one task per region file), `unmapped`, `wait_for=`, a branch on
 `.result()`, a task whose first attempt fails and whose retry succeeds, and `get_run_logger()`.
@@ -149,5 +149,7 @@ def etl(
     return count
 
 
-if __name__ == "__main__":
-    etl()
+if __name__ == "__main__":  # worker processes import this file again: run the flow only here
+    run = etl.run()
+    print(f"run {run.id} {run.state}")
+    print(f"rows loaded: {run.result()}")

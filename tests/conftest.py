@@ -33,3 +33,26 @@ def threads_cluster(monkeypatch: pytest.MonkeyPatch) -> str:
     """Run flows on the shared in-process cluster (workers are threads of this process)."""
     monkeypatch.setenv("DAGFLOW_CLUSTER", "local-threads")
     return "local-threads"
+
+
+PG_SKIP_REASON = "DAGFLOW_TEST_POSTGRES_URL is not set"
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> Iterator[None]:
+    """After the summary's other sections (just above the closing counts): say that PostgreSQL
+    tests were skipped, why, and how to run them."""
+    yield
+    n = sum(
+        1
+        for report in terminalreporter.stats.get("skipped", [])
+        if isinstance(report.longrepr, tuple) and PG_SKIP_REASON in str(report.longrepr[2])
+    )
+    if n:
+        terminalreporter.write_line(
+            f"PostgreSQL: {n} test{'s' if n > 1 else ''} skipped because {PG_SKIP_REASON}; "
+            "to run them, export DAGFLOW_TEST_POSTGRES_URL=postgresql+psycopg://postgres@"
+            "127.0.0.1:5432/test (a server where that user may create databases: each test makes "
+            "and drops its own)",
+            yellow=True,
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -132,3 +133,27 @@ def test_the_readme_command_runs_the_example(tmp_path: Path) -> None:
     assert f"result: {expected_rows(100)}" in out
     assert "rates file is locked; the task will retry" in out + err
     assert count_orders(db) == expected_rows(100)
+
+
+@pytest.mark.slow
+def test_python_examples_etl_prints_the_run_id_and_the_result(tmp_path: Path) -> None:
+    """`python examples/etl.py` on the default `local` cluster (worker processes, which import
+    the file again): it prints the run and its result, and only that one run is recorded."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAGFLOW_")}
+    env["DAGFLOW_HOME"] = str(tmp_path / "home")
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLE)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr
+    first, second = proc.stdout.strip().splitlines()
+    assert re.fullmatch(r"run [0-9a-f]{32} COMPLETED", first), first
+    assert second == f"rows loaded: {expected_rows(1000)}"
+    with sqlite3.connect(tmp_path / "home" / "dagflow.db") as db:
+        ids = [row[0] for row in db.execute("SELECT id FROM flow_runs")]
+    db.close()
+    assert ids == [first.split()[1]]

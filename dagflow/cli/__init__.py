@@ -2,8 +2,10 @@
 
 ```
 run.py        dagflow run | resume | inspect      (loading.py: FILE.py:FLOW -> the flow;
-runs.py       dagflow runs ls|show, logs           progress.py: the live display;
-cluster.py    dagflow cluster start|info           output.py: JSON, times, states)
+report.py     how a run's last lines read          progress.py: the live display;
+runs.py       dagflow runs ls|show                 output.py: JSON, times, states, tables;
+logs.py       dagflow logs                         tasks.py: a run's tasks, grouped)
+cluster.py    dagflow cluster start|info
 db.py         dagflow db upgrade|info
 server.py     dagflow server start|token          (the server itself: dagflow.server)
 ```
@@ -11,34 +13,72 @@ server.py     dagflow server start|token          (the server itself: dagflow.se
 Every error dagflow raises on purpose carries its exit code (`dagflow.errors`); `DagflowGroup`
 turns any that escapes a command into one line on stderr with that code, so no command wraps
 errors of its own and no user's mistake ends in a traceback.
+
+A command's module is imported when that command runs, not before: `dagflow --help` lists the
+commands from `COMMANDS` (a test holds its texts to the commands' own), so it starts without
+Dask or the database libraries, and `dagflow runs ls` without Dask.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import click
 
-from dagflow.cli.cluster import cluster
-from dagflow.cli.db import db
-from dagflow.cli.output import one_line
-from dagflow.cli.run import inspect_command, resume_command, run
-from dagflow.cli.runs import logs_command, runs
-from dagflow.cli.server import server
-from dagflow.core.text import inert
 from dagflow.errors import DagflowError
+
+# name -> ("module:attribute", the command's short help, which `dagflow --help` lists)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("dagflow.cli.run:run", "Run a flow from a file or a module and show its progress."),
+    "resume": ("dagflow.cli.run:resume_command", "Finish a failed, crashed or cancelled run."),
+    "inspect": ("dagflow.cli.run:inspect_command", "Show a flow's parameters and their schema."),
+    "runs": ("dagflow.cli.runs:runs", "Recorded flow runs: ls, show."),
+    "logs": ("dagflow.cli.logs:logs_command", "A run's logs, retries and failures, in order."),
+    "cluster": ("dagflow.cli.cluster:cluster", "Start a cluster from a profile, or look at one."),
+    "db": ("dagflow.cli.db:db", "The run history database: upgrade, info."),
+    "server": (
+        "dagflow.cli.server:server",
+        "The dagflow server: REST API (/api/v1) and pages to watch and control runs.",
+    ),
+}
 
 
 class ErrorExit(click.ClickException):
     """A `DagflowError` as click shows it: its one line, its family's exit code."""
 
     def __init__(self, error: DagflowError) -> None:
+        from dagflow.cli.output import one_line
+        from dagflow.core.text import inert
+
         super().__init__(inert(one_line(str(error))))
         setattr(self, "exit_code", error.exit_code)  # noqa: B010 (a ClassVar in click's stubs)
 
 
 class DagflowGroup(click.Group):
-    """The `dagflow` group: a `DagflowError` from any command becomes one line and its exit code."""
+    """The `dagflow` group: commands load on use; a `DagflowError` from any of them becomes one
+    line and its exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*COMMANDS, *super().list_commands(ctx)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        spec = COMMANDS.get(cmd_name)
+        if spec is None:
+            return super().get_command(ctx, cmd_name)
+        module, _, attribute = spec[0].partition(":")
+        command: click.Command = getattr(importlib.import_module(module), attribute)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        limit = formatter.width - 6 - max(len(name) for name in COMMANDS)
+        rows = [(name, _shorten(short, limit)) for name, (_, short) in COMMANDS.items()]
+        for name in super().list_commands(ctx):
+            command = super().get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(formatter.width)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -47,19 +87,17 @@ class DagflowGroup(click.Group):
             raise ErrorExit(exc) from None
 
 
+def _shorten(text: str, limit: int) -> str:
+    """`text`, or its words that fit in `limit` characters followed by "..."."""
+    if len(text) <= limit:
+        return text
+    return text[: max(0, limit - 3)].rsplit(" ", 1)[0] + "..."
+
+
 @click.group(cls=DagflowGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="dagflow", prog_name="dagflow")
 def main() -> None:
     """dagflow: run workflows of @task functions on Dask."""
 
 
-main.add_command(run)
-main.add_command(resume_command)
-main.add_command(inspect_command)
-main.add_command(runs)
-main.add_command(logs_command)
-main.add_command(cluster)
-main.add_command(db)
-main.add_command(server)
-
-__all__ = ["main"]
+__all__ = ["COMMANDS", "main"]

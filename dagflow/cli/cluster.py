@@ -1,10 +1,12 @@
 """`dagflow cluster start` and `dagflow cluster info`: keep a cluster up, look at one.
 
 `start PROFILE` opens a profile's cluster and keeps it up in the foreground, printing the
-scheduler address flows can use (`--cluster ADDRESS`) and the dashboard link, until Ctrl-C.
-`info NAME` connects to a cluster (any name `--cluster` accepts), lists its workers with their
-threads, memory and resources, and warns when package versions differ between this client, the
-scheduler and the workers. A bad profile or an unreachable scheduler is one line, exit code 2.
+scheduler address flows can use (`--cluster ADDRESS`) and the dashboard link, until Ctrl-C (or
+SIGTERM); it leaves a note in DAGFLOW_HOME while it runs (`clusters/running.py`). `info NAME`
+looks at a cluster without starting one: a scheduler address, an `address` profile, or a
+profile whose cluster a `cluster start` keeps up is connected to and its workers listed (threads,
+memory, resources, and a warning when package versions differ); any other profile is described
+(what it would start). A bad profile or an unreachable scheduler is one line, exit code 2.
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ from __future__ import annotations
 import signal
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import click
+from rich.markup import escape
 
+from dagflow.cli.output import console, echo_json, print_table, size, table
 from dagflow.clusters import ClusterHandle, find_profile, open_profile
-from dagflow.clusters.profiles import LocalProfile
+from dagflow.clusters.profiles import ClusterProfile, LocalProfile
 from dagflow.errors import ClusterError
 
 # Packages the workers must have for dagflow to run there at all.
@@ -30,7 +35,7 @@ def _quiet_port_warning() -> None:
     warnings.filterwarnings("ignore", message=r"Port \d+ is already in use", category=UserWarning)
 
 
-@click.group(help="Start a cluster from a profile, or look at a running one.")
+@click.group(help="Start a cluster from a profile, or look at one.")
 def cluster() -> None:
     pass
 
@@ -41,7 +46,11 @@ def cluster() -> None:
 )
 @click.argument("profile")
 @click.option("--port", type=click.IntRange(0, 65535), help="Scheduler port (local profiles).")
-def start(profile: str, port: int | None) -> None:
+@click.pass_context
+def start(ctx: click.Context, profile: str, port: int | None) -> None:
+    from dagflow.clusters import running
+    from dagflow.clusters.closing import close_handle
+
     _quiet_port_warning()
     spec = find_profile(profile)
     if not spec.creates_cluster:
@@ -56,15 +65,42 @@ def start(profile: str, port: int | None) -> None:
         source = spec.source
         spec = spec.model_copy(update={"options": options})
         spec._source = source
-    handle = open_profile(spec, profile)
+    with _stop_signals():
+        try:
+            handle = open_profile(spec, profile)
+        except KeyboardInterrupt:
+            click.echo("Cancelled: the cluster did not finish starting", err=True)
+            ctx.exit(130)
+        note = None
+        try:
+            note = running.record(spec.source, handle.address, handle.dashboard_link)
+            _announce(handle)
+            while True:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            click.echo("stopping the cluster ...", err=True)
+            if note is not None:
+                running.forget(note)
+            try:
+                close_handle(handle)
+            except KeyboardInterrupt:
+                pass  # a second Ctrl-C: leave; the workers go with this process
+
+
+@contextmanager
+def _stop_signals() -> Iterator[None]:
+    """SIGTERM stops `cluster start` as Ctrl-C does."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
-        _announce(handle)
-        _wait_for_stop()
+        yield
     finally:
-        click.echo("stopping the cluster ...", err=True)
-        handle.client.close()
-        if handle.cluster is not None:
-            handle.cluster.close()
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _announce(handle: ClusterHandle) -> None:
@@ -78,62 +114,105 @@ def _announce(handle: ClusterHandle) -> None:
     click.echo("press Ctrl-C to stop it", err=True)
 
 
-def _wait_for_stop() -> None:
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        while True:
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 @cluster.command(
-    help="Show the workers of cluster NAME (a profile name or file, or a scheduler address): "
-    "threads, memory, resources; warn when package versions differ."
+    help="Look at cluster NAME (a profile name or file, or a scheduler address) without starting "
+    "one: a running scheduler's workers (threads, memory, resources; a warning when package "
+    "versions differ), or what a profile would start."
 )
 @click.argument("name")
-def info(name: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (documented).")
+def info(name: str, as_json: bool) -> None:
+    from dagflow.clusters import running
+    from dagflow.clusters.profiles import AddressProfile, address_profile
+
     _quiet_port_warning()
-    handle = open_profile(find_profile(name), name)
+    spec = find_profile(name)
+    note = None if isinstance(spec, AddressProfile) else running.find(spec.source)
+    if not isinstance(spec, AddressProfile) and note is None:
+        _describe(name, spec, as_json)
+        return
+    target = spec if note is None else address_profile(note.address)
+    handle = open_profile(target, name)
     try:
-        _show(handle)
+        _show(handle, spec, note is not None, as_json)
     finally:
         handle.client.close()
-        if handle.cluster is not None:
-            handle.cluster.close()
 
 
-def _show(handle: ClusterHandle) -> None:
+def _describe(name: str, spec: ClusterProfile, as_json: bool) -> None:
+    """What a profile would start, without starting it."""
+    settings = spec.model_dump(exclude={"kind", "description"}, by_alias=True)
+    if as_json:
+        echo_json(
+            {"name": name, "source": spec.source, "kind": spec.kind, "running": False,
+             "scheduler": None, "dashboard": None, "workers": [], "profile": settings}
+        )  # fmt: skip
+        return
+    click.echo(f"profile:   {spec.source}")
+    click.echo(f"kind:      {spec.kind} (not running: nothing was started to show this)")
+    if spec.description:
+        click.echo(f"about:     {spec.description}")
+    if isinstance(spec, LocalProfile):
+        from dagflow.clusters.opening import local_options
+
+        kwargs = local_options(spec)
+        opts = spec.options
+        where = "worker processes" if opts.processes else "worker threads of the driver"
+        click.echo(
+            f"starts:    {kwargs['n_workers']} {where}, {opts.threads_per_worker} thread(s) "
+            f"each, memory limit {opts.memory_limit} per worker"
+        )
+        click.echo(f"dashboard: {opts.dashboard_address or '(none)'} while it runs")
+    else:
+        for key, value in settings.items():
+            if value not in (None, {}, []):
+                click.echo(f"{key + ':':<10} {value}")
+    click.echo(f"keep one up with: dagflow cluster start {name}  (then info shows its workers)")
+
+
+def _show(handle: ClusterHandle, spec: ClusterProfile, started: bool, as_json: bool) -> None:
     client = handle.client
     workers = client.scheduler_info(n_workers=-1).get("workers", {})
     threads = sum(w.get("nthreads", 0) for w in workers.values())
     memory = sum(w.get("memory_limit") or 0 for w in workers.values())
-    click.echo(f"scheduler: {handle.address}")
-    click.echo(f"dashboard: {handle.dashboard_link or '(none)'}")
-    click.echo(f"workers:   {len(workers)}, threads: {threads}, memory: {_bytes(memory)}")
-    rows = [("NAME", "ADDRESS", "THREADS", "MEMORY", "RESOURCES")]
-    for address, w in sorted(workers.items(), key=lambda item: str(item[1].get("name"))):
-        resources = ", ".join(f"{k}={v:g}" for k, v in sorted((w.get("resources") or {}).items()))
-        rows.append(
-            (
-                str(w.get("name", "")),
-                address,
-                str(w.get("nthreads", "")),
-                _bytes(w.get("memory_limit") or 0),
-                resources or "-",
-            )
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-        click.echo("  " + "  ".join(cells).rstrip())
     versions = client.get_versions(check=False, packages=["dagflow"])
     problems = version_mismatches(versions)
+    ordered = sorted(workers.items(), key=lambda item: str(item[1].get("name")))
+    if as_json:
+        echo_json(
+            {
+                "name": handle.name,
+                "source": spec.source,
+                "kind": spec.kind,
+                "running": True,
+                "scheduler": handle.address,
+                "dashboard": handle.dashboard_link,
+                "workers": [
+                    {"name": str(w.get("name", "")), "address": address,
+                     "threads": w.get("nthreads"), "memory_limit": w.get("memory_limit"),
+                     "resources": w.get("resources") or {}}
+                    for address, w in ordered
+                ],
+                "version_mismatches": problems,
+            }
+        )  # fmt: skip
+        return
+    click.echo(f"scheduler: {handle.address}")
+    if started:
+        click.echo(f"profile:   {spec.source} (kept up by dagflow cluster start)")
+    click.echo(f"dashboard: {handle.dashboard_link or '(none)'}")
+    click.echo(f"workers:   {len(workers)}, threads: {threads}, memory: {size(memory)}")
+    rows = table("NAME", "ADDRESS", "THREADS", "MEMORY", "RESOURCES")
+    for address, w in ordered:
+        resources = ", ".join(f"{k}={v:g}" for k, v in sorted((w.get("resources") or {}).items()))
+        rows.add_row(
+            escape(str(w.get("name", ""))),
+            address,
+            str(w.get("nthreads", "")),
+            size(w.get("memory_limit") or 0),
+            escape(resources) or "-",
+        )
+    print_table(console(), rows)
     if problems:
         click.echo("warning: package versions differ between client, scheduler and workers:")
         for line in problems:
@@ -168,11 +247,3 @@ def _packages(entry: Any) -> Mapping[str, Any]:
         if isinstance(packages, Mapping):
             return packages
     return {}
-
-
-def _bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"

@@ -12,7 +12,7 @@ from dagflow.cli.output import echo_json
 from dagflow.store import open_store
 
 
-@click.group("db")
+@click.group("db", short_help="The run history database: upgrade, info.")
 def db() -> None:
     """The run history database (DAGFLOW_DATABASE_URL, else DAGFLOW_HOME/dagflow.db)."""
 

@@ -1,7 +1,9 @@
-"""How the CLI writes: JSON documents, times, durations, states, one-line texts.
+"""How the CLI writes: JSON documents, times, durations, sizes, states, errors, tables.
 
 `--json` output is stable and documented in `docs/store.md`: times are ISO 8601 strings in UTC
 (or null), durations are seconds. Human output uses rich, with markup off for stored text.
+A table is as wide as the terminal; when stdout is not a terminal (a pipe, a file) nothing is
+cut: rows keep their full width, so `dagflow runs ls | grep COMPLETED` sees every row.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.table import Table
 
 from dagflow.core.runs import FlowRun, TaskRun
 from dagflow.core.states import StateType
@@ -27,8 +30,10 @@ STATE_STYLE = {
     "TIMED_OUT": "red",
     "UPSTREAM_FAILED": "magenta",
     "CRASHED": "bold red",
+    "CANCELLING": "yellow",
     "CANCELLED": "yellow",
 }
+PIPE_WIDTH = 10_000  # "no width": what a table may take when nobody's screen is in the way
 
 
 def one_line(text: str) -> str:
@@ -37,6 +42,7 @@ def one_line(text: str) -> str:
 
 
 def iso(t: float | None) -> str | None:
+    """An epoch time as ISO 8601 in UTC (what every JSON document carries), or None."""
     if t is None:
         return None
     return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
@@ -48,34 +54,81 @@ def when(t: float | None) -> str:
     return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def clock(t: float) -> str:
+    """`HH:MM:SS.mmm` in UTC: a log line's time."""
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%H:%M:%S.%f")[:-3]
+
+
 def duration(seconds: float | None) -> str:
+    """`1.97 s`, `12.00 ms`, `20m 34s`: Dask's own time format."""
     if seconds is None:
         return "-"
-    if seconds < 60:
-        return f"{seconds:.2f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+    from dask.utils import format_time
+
+    return format_time(seconds)
 
 
-def state_markup(state: StateType) -> str:
-    style = STATE_STYLE.get(state.value, "")
-    return f"[{style}]{state.value}[/]" if style else state.value
+def size(n: float | None) -> str:
+    """`1.50 GiB`: Dask's own byte format."""
+    if n is None:
+        return "-"
+    from dask.utils import format_bytes
+
+    return format_bytes(int(n))
 
 
-def short_error(text: str | None, width: int = 80) -> str:
-    if not text:
+def state_markup(state: StateType | str) -> str:
+    value = state.value if isinstance(state, StateType) else state
+    style = STATE_STYLE.get(value, "")
+    return f"[{style}]{value}[/]" if style else value
+
+
+def error_text(error_type: str | None, error: str | None) -> str:
+    """A task's error as one text: its message, with its type in front unless it has it."""
+    message = (error or "").strip()
+    if not error_type or message.startswith(f"{error_type}:") or message == error_type:
+        return message
+    return f"{error_type}: {message}" if message else error_type
+
+
+def first_line(text: str | None, width: int | None = None) -> str:
+    if not text or not text.strip():
         return ""
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    return line if len(line) <= width else line[: width - 1] + "…"
+    line = text.strip().splitlines()[0]
+    if width is None or len(line) <= width:
+        return line
+    return line[: width - 1] + "…"
 
 
 def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, default=repr))
 
 
-def console() -> Console:
-    return Console(highlight=False, soft_wrap=False)
+def console(stderr: bool = False) -> Console:
+    """A console for tables and lines: the terminal's width, or unlimited in a pipe."""
+    out = Console(highlight=False, soft_wrap=False, stderr=stderr)
+    if not out.is_terminal:
+        out = Console(highlight=False, soft_wrap=False, stderr=stderr, width=PIPE_WIDTH)
+    return out
+
+
+def table(*columns: str, wrap: tuple[str, ...] = ()) -> Table:
+    """A borderless table; only the `wrap` columns may wrap, on a terminal."""
+    out = Table(box=None, header_style="bold", pad_edge=False)
+    for name in columns:
+        out.add_column(name, no_wrap=name not in wrap, overflow="fold")
+    return out
+
+
+def print_table(out: Console, rows: Table) -> None:
+    if out.width >= PIPE_WIDTH:
+        # a pipe: each row on one line, trailing padding dropped
+        with out.capture() as captured:
+            out.print(rows)
+        for line in captured.get().splitlines():
+            click.echo(line.rstrip())
+        return
+    out.print(rows)
 
 
 def run_json(run: FlowRun, task_counts: dict[StateType, int] | None = None) -> dict[str, Any]:
@@ -91,7 +144,8 @@ def run_json(run: FlowRun, task_counts: dict[StateType, int] | None = None) -> d
         "attempts": run.attempts,
         "started": iso(run.started),
         "ended": iso(run.ended),
-        "duration": run.duration,
+        "duration": run.running_time(),
+        "wall_time": run.duration,
         "error_type": run.error_type,
         "error": run.error,
         "parent_run_id": run.parent_run_id,
@@ -116,8 +170,22 @@ def task_json(task: TaskRun) -> dict[str, Any]:
         "worker": task.worker,
         "error_type": task.error_type,
         "error": task.error,
+        "traceback": task.traceback,
         "result_location": task.result_location,
         "result_size": task.result_size,
         "result_serializer": task.result_serializer,
         "cache_key": task.cache_key,
     }
+
+
+def history_json(task_or_run: TaskRun | FlowRun) -> list[dict[str, Any]]:
+    return [
+        {
+            "from": step.from_state.value if step.from_state else None,
+            "to": step.to_state.value,
+            "time": iso(step.time),
+            "attempt": step.attempt,
+            "message": step.message,
+        }
+        for step in task_or_run.history
+    ]

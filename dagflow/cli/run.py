@@ -1,15 +1,16 @@
 """`dagflow run`, `resume` and `inspect`: run a flow with live progress, or look at one.
 
-A run ends with its state, counts and return value; the exit code says how it ended: 0 completed,
-1 failed or crashed, 2 a mistake in what was given (file, flow, parameters, cluster), 130
-cancelled (Ctrl-C). Everything that can be checked before the run starts is checked first.
+A run ends with its state, counts and return value, then (if it did not complete) its error and
+what to do next (`report.py`); the exit code says how it ended: 0 completed, 1 failed or crashed,
+2 a mistake in what was given (file, flow, parameters, cluster), 130 cancelled (Ctrl-C).
+Everything that can be checked before the run starts is checked first. The cluster is closed,
+quietly, before the last lines are printed: they stay the last thing on the screen.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
-import reprlib
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -21,23 +22,15 @@ from rich.text import Text
 
 from dagflow import runtime
 from dagflow.cli.loading import load_flow
-from dagflow.cli.output import one_line
-from dagflow.cli.progress import Counts, RunProgress, setup_logging
+from dagflow.cli.progress import RunProgress, setup_logging
+from dagflow.cli.report import EXIT_CANCELLED, report, result_repr
 from dagflow.clusters.names import resolve_name
 from dagflow.core.flow import FlowDefinition
 from dagflow.core.params import parse_parameters
 from dagflow.core.runs import FlowRun
-from dagflow.core.states import StateType
-from dagflow.core.text import inert
-from dagflow.errors import DagflowError, UsageError
+from dagflow.errors import UsageError
 
 Flow = FlowDefinition[..., Any]
-EXIT_COMPLETED, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
-
-_result_repr = reprlib.Repr()
-_result_repr.maxstring = 200
-_result_repr.maxother = 200
-_result_repr.maxlist = _result_repr.maxtuple = _result_repr.maxdict = _result_repr.maxset = 20
 
 
 RUN_HELP = """Run a flow from a file or a module and show its progress.
@@ -69,7 +62,8 @@ Exit codes: 0 completed, 1 failed or crashed, 2 bad usage or parameters,
 @click.option(
     "--cluster",
     metavar="NAME",
-    help="local, local-threads, a profile name (./clusters/NAME.yaml) or file, or tcp://host:port "
+    help="local, local-threads, a profile name (./clusters/NAME.yaml, $DAGFLOW_HOME/clusters/, or "
+    "one shipped with dagflow such as remote) or file, or tcp://host:port "
     "(default: $DAGFLOW_CLUSTER, else the flow's cluster=, else local).",
 )
 @click.pass_context
@@ -87,7 +81,7 @@ def run(
     _execute(ctx, lambda: load_flow(target), start, cluster)
 
 
-@click.command("resume")
+@click.command("resume", short_help="Finish a failed, crashed or cancelled run.")
 @click.argument("run_ref", metavar="RUN")
 @click.option("--force", is_flag=True, help="Resume even if the flow's graph changed since.")
 @click.option(
@@ -126,13 +120,15 @@ def _execute(
     start: Callable[[Flow, RunProgress], FlowRun],
     cluster: str | None,
 ) -> None:
-    """Load the flow, run it with a progress display, report, and exit with the run's code."""
+    """Load the flow, run it with a progress display, close the cluster, report, and exit with
+    the run's code."""
     # distributed warns when the dashboard's default port is taken; the link we print is right.
     warnings.filterwarnings("ignore", message=r"Port \d+ is already in use", category=UserWarning)
     progress: RunProgress | None = None
+    flow_run: FlowRun | None = None
+    console = Console(highlight=False)
     try:
         flow = locate()
-        console = Console(highlight=False)
         live = console.is_terminal
         setup_logging(console, live=live)
         cluster_name = resolve_name(cluster, flow.options.cluster)
@@ -140,35 +136,27 @@ def _execute(
         with progress:
             flow_run = start(flow, progress)
     except KeyboardInterrupt:
+        pass  # Ctrl-C before the run began, or a second one: the run (if any) is cancelled
+    finally:
+        _close_quietly()
+    if flow_run is None or progress is None:
         run_id = progress.run_id if progress is not None else None
         click.echo(f"Cancelled: run {run_id} interrupted" if run_id else "Cancelled", err=True)
         ctx.exit(EXIT_CANCELLED)
-    ctx.exit(_report(progress, flow_run))
+    ctx.exit(report(console, Console(highlight=False, stderr=True), flow_run, progress.counts()))
 
 
-def _report(progress: RunProgress, flow_run: FlowRun) -> int:
-    """Print how the run ended; return the exit code."""
-    counts: Counts = progress.counts()
-    took = f" in {flow_run.duration:.2f}s" if flow_run.duration is not None else ""
-    progress.echo(f"run {flow_run.id} {flow_run.state}{took}: {counts.text()}")
-    if flow_run.state.is_success:
-        try:
-            progress.echo(f"result: {_result_repr.repr(flow_run.result())}")
-        except DagflowError as exc:
-            progress.echo(f"result: not available ({one_line(str(exc))})")
-        return EXIT_COMPLETED
-    message = inert(one_line(flow_run.error or "no error recorded"))
-    if flow_run.state is StateType.CANCELLED:
-        click.echo(f"Cancelled: {message}", err=True)
-        return EXIT_CANCELLED
-    click.echo(f"Error: flow run {flow_run.id} ended {flow_run.state}: {message}", err=True)
-    cause = flow_run._exception
-    if isinstance(cause, DagflowError) and cause.exit_code == EXIT_USAGE:
-        return EXIT_USAGE  # the run stopped on a mistake of the user's (definition, storage)
-    return EXIT_FAILED
+def _close_quietly() -> None:
+    """Close what the run opened (its cluster) before the last lines; Ctrl-C skips the wait."""
+    from dagflow.clusters import close_all
+
+    try:
+        close_all()
+    except KeyboardInterrupt:
+        pass
 
 
-@click.command("inspect")
+@click.command("inspect", short_help="Show a flow's parameters and their schema.")
 @click.argument("target", metavar="TARGET")
 @click.option("--json", "as_json", is_flag=True, help="Print only the parameters' JSON schema.")
 def inspect_command(target: str, as_json: bool) -> None:
@@ -190,7 +178,7 @@ def inspect_command(target: str, as_json: bool) -> None:
             row = [f"**{name}", "any", "", "no (extra names accepted)"]
         else:
             required = param.default is inspect.Parameter.empty
-            default = "" if required else _result_repr.repr(param.default)
+            default = "" if required else result_repr.repr(param.default)
             row = [name, _type_text(fields[name].annotation), default, "yes" if required else "no"]
         table.add_row(*(Text(cell) for cell in row))  # Text: `list[int]` is not markup
     console.print(table)

@@ -1,10 +1,12 @@
 """Naming a cluster: which name a run uses, and which profile a name stands for.
 
-A cluster is named by `local`, `local-threads`, a profile name (a file `NAME.yaml` in `./clusters/`
-or `$DAGFLOW_HOME/clusters/`), a path to a profile file, or a scheduler address (`tcp://host:port`,
-or a bare `host:port`). `resolve_name` picks the name a run uses (the CLI's `--cluster`, then
-`DAGFLOW_CLUSTER`, then the flow's `cluster=`, then `local`); `find_profile` reads what it stands
-for. A name that stands for nothing is one `ClusterError` naming the places looked in.
+A cluster is named by a profile name (a file `NAME.yaml` in `./clusters/`, else in
+`$DAGFLOW_HOME/clusters/`, else one of the profiles shipped in the package: `local`,
+`local-threads`, `remote`, `remote-tls`, ...), a path to a profile file, or a scheduler address
+(`tcp://host:port`, `tls://[::1]:8786`, or a bare `host:port`). `resolve_name` picks the name
+a run uses (the CLI's `--cluster`, then `DAGFLOW_CLUSTER`, then the flow's `cluster=`, then
+`local`); `find_profile` reads what it stands for. A name that stands for nothing is one
+`ClusterError` naming the places looked in.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dagflow.clusters.profiles import (
     PROFILE_SUFFIXES,
     ClusterProfile,
     address_profile,
+    builtin_names,
     builtin_profile,
     find_profile_file,
     load_profile,
@@ -25,7 +28,7 @@ from dagflow.clusters.profiles import (
 from dagflow.errors import ClusterError
 
 DEFAULT_CLUSTER = "local"
-_HOST_PORT = re.compile(r"^[A-Za-z0-9.\-]+:\d{1,5}$|^\[[0-9A-Fa-f:]+\]:\d{1,5}$")
+_HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):\d{1,5}$")
 
 
 def resolve_name(cli: str | None = None, flow: str | None = None, env: str | None = None) -> str:
@@ -56,6 +59,7 @@ def find_profile(name: str) -> ClusterProfile:
         return address_profile(f"tcp://{name}")
     raise ClusterError(
         f"unknown cluster {name!r}: no profile {name}.yaml in ./clusters or "
-        "$DAGFLOW_HOME/clusters; use 'local', 'local-threads', a profile name or file, "
-        "or a scheduler address such as tcp://127.0.0.1:8786"
+        f"$DAGFLOW_HOME/clusters, and no built-in profile of that name "
+        f"({', '.join(builtin_names())}); give a profile name or file, or a scheduler address "
+        "such as tcp://127.0.0.1:8786"
     )

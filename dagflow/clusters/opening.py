@@ -4,16 +4,17 @@
 address, or starts the cluster a profile describes (`LocalCluster`, SSH, jobqueue, Kubernetes, any
 `Cluster` class), scales it, and connects a client. A cluster is opened once per Python process
 and reused by every later run that names it (a notebook must not pay a cluster start per run);
-everything opened here is closed at interpreter exit. Local clusters and their dashboards listen on
-127.0.0.1 only unless a profile says otherwise. Whatever goes wrong is one `ClusterError` line.
+everything opened here is closed at interpreter exit, or before by `closing.close_all()`. Local
+clusters and their dashboards listen on 127.0.0.1 only unless a profile says otherwise; their
+worker processes leave Ctrl-C to the driver (`dagflow.workerprocess`), and are not started from
+a script's unguarded top level (`mainguard.py`). Whatever goes wrong is one `ClusterError` line
+(connecting to a running scheduler: `connecting.py`).
 """
 
 from __future__ import annotations
 
-import atexit
 import importlib
 import inspect
-import ipaddress
 import logging
 import os
 import threading
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from dagflow.clusters.connecting import connect
+from dagflow.clusters.mainguard import refuse_unguarded_spawn
 from dagflow.clusters.names import find_profile
 from dagflow.clusters.profiles import (
     JOBQUEUE_SYSTEMS,
@@ -38,6 +41,7 @@ from dagflow.errors import ClusterError
 log = logging.getLogger(__name__)
 
 DASHBOARD_PRELOAD = "dagflow.dashboard"
+WORKER_PRELOAD = "dagflow.workerprocess"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +67,12 @@ class ClusterHandle:
         if self.dashboard_host:
             # Dask builds the link from the scheduler's host, which for an in-process
             # cluster is the machine's address, not the loopback the dashboard is bound to.
+            from distributed.comm.addressing import unparse_host_port
+
             parts = urlsplit(link)
             if parts.port is not None:
-                link = urlunsplit(parts._replace(netloc=f"{self.dashboard_host}:{parts.port}"))
+                netloc = unparse_host_port(self.dashboard_host, parts.port)
+                link = urlunsplit(parts._replace(netloc=netloc))
         return link
 
 
@@ -108,7 +115,9 @@ def open_profile(profile: ClusterProfile, name: str | None = None) -> ClusterHan
     label = name or profile.source
     with dask.config.set(profile.dask_config):
         if isinstance(profile, AddressProfile):
-            return ClusterHandle(label, _connect(profile), None)
+            return ClusterHandle(label, connect(profile), None)
+        if isinstance(profile, LocalProfile) and profile.options.processes:
+            refuse_unguarded_spawn(label)
         cluster = _start(profile)
         try:
             _scale(cluster, profile)
@@ -125,57 +134,6 @@ def open_profile(profile: ClusterProfile, name: str | None = None) -> ClusterHan
             ) from None
         adaptive = isinstance(profile, _Managed) and profile.adapt is not None
         return ClusterHandle(label, client, cluster, _dashboard_host(profile), adaptive)
-
-
-def _connect(profile: AddressProfile) -> Any:
-    from distributed import Client
-    from distributed.security import Security
-
-    address = profile.address
-    warning = insecure_address_warning(address)
-    if warning:
-        log.warning(warning)
-    security = None
-    if profile.tls is not None:
-        security = Security(
-            tls_ca_file=profile.tls.ca_file,
-            tls_client_cert=profile.tls.cert,
-            tls_client_key=profile.tls.key,
-            require_encryption=True,
-        )
-    try:
-        return Client(
-            address, security=security, set_as_default=False, timeout=f"{profile.timeout}s"
-        )
-    except (OSError, TimeoutError) as exc:
-        where = "" if profile.source == address else f"{profile.source}: address: "
-        raise ClusterError(
-            f"{where}cannot reach the Dask scheduler at {address}: {_one_line(exc)}"
-        ) from None
-    except Exception as exc:
-        raise ClusterError(
-            f"{profile.source}: cannot connect to {address}: {_one_line(exc)}"
-        ) from None
-
-
-def insecure_address_warning(address: str) -> str | None:
-    """The warning for plain TCP to a scheduler that is not on this machine, else None."""
-    if not address.startswith(("tcp://", "ws://")):
-        return None
-    host = address.split("://", 1)[1].rsplit(":", 1)[0].strip("[]")
-    if host == "localhost":
-        return None
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return None
-    except ValueError:
-        pass
-    return (
-        f"connecting to {address} over plain TCP: traffic, including task code and data, is "
-        "unencrypted and anyone who can reach the scheduler can run code on it; use a tls:// "
-        "address with a profile of kind 'address' and tls: {ca_file, cert, key} "
-        "(see clusters/remote-tls.yaml)"
-    )
 
 
 # ----------------------------------------------------------------------------- starting
@@ -240,6 +198,11 @@ def local_options(profile: LocalProfile) -> dict[str, Any]:
     if opts.processes:
         # in-process workers talk over inproc://; worker processes over TCP on `host`
         kwargs["host"] = opts.host
+        preload = kwargs.get("preload") or []
+        preload = [preload] if isinstance(preload, str) else list(preload)
+        if WORKER_PRELOAD not in preload:
+            preload.append(WORKER_PRELOAD)  # Ctrl-C in the terminal is the driver's to handle
+        kwargs["preload"] = preload
     else:
         # In-process workers still serve HTTP (/health, /metrics); without an address they
         # would listen on every interface. Bind them where `host` says (loopback by default).
@@ -255,7 +218,12 @@ def _bracketed(host: str) -> str:
 
 def _dashboard_host(profile: ClusterProfile) -> str | None:
     if isinstance(profile, LocalProfile) and profile.options.dashboard_address:
-        host = profile.options.dashboard_address.rpartition(":")[0].strip("[]")
+        from distributed.comm.addressing import parse_host_port
+
+        try:
+            host, _ = parse_host_port(profile.options.dashboard_address, default_port=0)
+        except ValueError:
+            return None
         return host or None
     return None
 
@@ -337,34 +305,19 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def close(name: str) -> None:
-    """Close the cluster `name` resolves to, if this process opened it."""
+def take(name: str) -> ClusterHandle | None:
+    """Forget the open cluster `name` resolves to and hand it over (to be closed), if any."""
     try:
         ident = _identity(find_profile(name))
     except ClusterError:
-        return
+        return None
     with _lock:
-        handle = _open.pop(ident, None)
-    if handle is not None:
-        _close(handle)
+        return _open.pop(ident, None)
 
 
-def _close(handle: ClusterHandle) -> None:
-    try:
-        handle.client.close()
-        if handle.cluster is not None:
-            handle.cluster.close()
-    except Exception:
-        log.debug("error closing cluster %s", handle.name, exc_info=True)
-
-
-def close_all() -> None:
-    """Close every cluster this process opened (also run at exit)."""
+def take_all() -> list[ClusterHandle]:
+    """Forget every open cluster and hand them over (to be closed)."""
     with _lock:
         handles = list(_open.values())
         _open.clear()
-    for handle in handles:
-        _close(handle)
-
-
-atexit.register(close_all)
+    return handles

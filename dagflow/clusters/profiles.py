@@ -11,7 +11,12 @@ A profile file holds one mapping whose `kind` picks the model:
 
 Every kind takes `dask_config` (Dask config set while the cluster is created); the kinds that
 create a cluster also take `scale` (workers to ask for) or `adapt: {minimum, maximum}`. Strings may
-use `${VAR}` or `${VAR:-default}`; relative TLS paths are relative to the profile file.
+use `${VAR}` or `${VAR:-default}`; relative TLS paths are relative to the profile file's folder.
+
+Ready profiles ship inside the package (`builtin/*.yaml`, the same files as the repository's
+`clusters/` folder), so their names work from any directory; a file of the same name in
+`./clusters` or `$DAGFLOW_HOME/clusters` replaces one. A built-in profile is not the user's file,
+so its relative TLS paths are read as if it lived in `$DAGFLOW_HOME/clusters`.
 
 Invariant: whatever is wrong with a profile file, loading it raises one `ClusterError` whose single
 line names the file and the field (the CLI turns it into exit code 2).
@@ -218,8 +223,11 @@ def parse_profile(data: Any, source: str, base_dir: Path | None = None) -> Clust
     return profile
 
 
-def load_profile(path: str | Path) -> ClusterProfile:
-    """Read and validate the profile file at `path`."""
+def load_profile(
+    path: str | Path, *, source: str | None = None, base_dir: Path | None = None
+) -> ClusterProfile:
+    """Read and validate the profile file at `path` (`source` names it in errors; relative TLS
+    paths are relative to `base_dir`, by default the file's folder)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -233,16 +241,26 @@ def load_profile(path: str | Path) -> ClusterProfile:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ClusterError(f"{path}: invalid YAML{where}: {problem}") from None
-    return parse_profile(data, str(path), path.parent)
+        raise ClusterError(f"{source or path}: invalid YAML{where}: {problem}") from None
+    return parse_profile(data, source or str(path), base_dir or path.parent)
+
+
+BUILTIN_DIR = Path(__file__).parent / "builtin"
+
+
+def builtin_names() -> list[str]:
+    """The names of the profiles that ship with dagflow."""
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml"))
 
 
 def builtin_profile(name: str) -> ClusterProfile | None:
-    """`local` (worker processes) and `local-threads` (in-process), usable without any file."""
-    if name not in ("local", "local-threads"):
+    """The profile `name` that ships with dagflow (`local`, `remote`, ...), else None."""
+    path = BUILTIN_DIR / f"{name}.yaml"
+    if not path.is_file():
         return None
-    options = {"processes": name == "local"}
-    return parse_profile({"kind": "local", "options": options}, f"built-in profile {name!r}")
+    return load_profile(
+        path, source=f"built-in profile {name!r}", base_dir=settings.load().home / "clusters"
+    )
 
 
 def address_profile(address: str) -> ClusterProfile:
@@ -251,12 +269,12 @@ def address_profile(address: str) -> ClusterProfile:
 
 
 def profile_dirs() -> list[Path]:
-    """Where profile names are looked up: ./clusters, then $DAGFLOW_HOME/clusters."""
+    """Where names are looked up before the built-ins: ./clusters, then $DAGFLOW_HOME/clusters."""
     return [Path.cwd() / "clusters", settings.load().home / "clusters"]
 
 
 def find_profile_file(name: str) -> Path | None:
-    """The file a profile name refers to, if any."""
+    """The user's file a profile name refers to, if any (the built-ins are not files of theirs)."""
     for directory in profile_dirs():
         for suffix in PROFILE_SUFFIXES:
             candidate = directory / f"{name}{suffix}"

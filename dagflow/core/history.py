@@ -56,6 +56,21 @@ class HistoryStep:
     transition: Transition
 
 
+@dataclass(frozen=True, slots=True)
+class Setback:
+    """A task attempt that failed (and was retried, or not), as `dagflow logs` shows it beside
+    the run's log records; `traceback` is kept for a task run's last failure only."""
+
+    key: str  # the task's logical key `task[n]`
+    name: str | None
+    state: StateType
+    attempt: int
+    time: float
+    message: str
+    error_type: str | None = None
+    traceback: str | None = None
+
+
 class RunHistory(Protocol):
     """Reading recorded runs; `ref` is a run id or a unique prefix of one."""
 
@@ -81,6 +96,20 @@ class RunHistory(Protocol):
         self, run_id: str, task: str | None = None, after: int = 0
     ) -> list[tuple[int, LogEvent]]:
         """Log records after the one with id `after`, as (id, record), for following."""
+        ...
+
+    def setbacks(
+        self, run_id: str, task: str | None = None, after: int = 0
+    ) -> list[tuple[int, Setback]]:
+        """Task retries and failures after history row `after`, as (row id, setback)."""
+        ...
+
+    def task_names(self, run_id: str) -> list[str]:
+        """The names of a run's tasks, sorted."""
+        ...
+
+    def has_task(self, run_id: str, ref: str) -> bool:
+        """Does the run have a task with this name or key?"""
         ...
 
 

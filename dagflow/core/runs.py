@@ -249,6 +249,8 @@ class TaskRuns(Sequence[TaskRun]):
         return f"TaskRuns({len(self._latest)} tasks, {len(self._all)} rows)"
 
 
+_RUNNING_STATES = frozenset({StateType.RUNNING, StateType.RETRYING, StateType.CANCELLING})
+
 _short = reprlib.Repr()
 _short.maxstring = 120
 _short.maxother = 120
@@ -283,6 +285,7 @@ class FlowRun:
 
     @property
     def duration(self) -> float | None:
+        """Wall time from the run's first start to its end (across crashes and resumes)."""
         if self.started is None or self.ended is None:
             return None
         return self.ended - self.started
@@ -291,6 +294,25 @@ class FlowRun:
     def task_runs(self) -> TaskRuns:
         """Each task call's latest execution (see `TaskRuns`)."""
         return TaskRuns(self.all_task_runs.values())
+
+    def running_time(self, now: float | None = None) -> float | None:
+        """Seconds the run spent running (RUNNING, RETRYING, CANCELLING), summed over its flow
+        attempts and resumes: the time between a crash or a failure and a resume is not
+        counted. A run still active counts up to `now` when given. From `history`; without
+        one (not loaded), the wall time `duration`."""
+        if not self.history:
+            return self.duration
+        total, since = 0.0, None
+        for step in self.history:
+            if since is not None:
+                total += max(0.0, step.time - since)
+            since = step.time if step.to_state in _RUNNING_STATES else None
+        if since is not None:  # still running
+            if now is None:
+                return None
+            total += max(0.0, now - since)
+        ran = any(step.to_state in _RUNNING_STATES for step in self.history)
+        return total if ran else None
 
     def result(self) -> Any:
         """The flow's return value; raises `FlowFailed` / `FlowCancelled` if it did not complete."""

@@ -2,7 +2,8 @@
 
 `inputs_hash` is the one most tasks want: the task's source code and its inputs, tokenized the way
 Dask tokenizes (so equal data gives equal keys across processes). A cache key is computed on the
-worker, where the inputs (often upstream results) are.
+worker, where the inputs (often upstream results) are. Dask is imported when a key is first
+computed, not with this module: `import dagflow` (and so every CLI command) stays without it.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
-from dask.base import tokenize
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +34,8 @@ def _source(fn: Callable[..., Any]) -> str:
 
 def inputs_hash(context: CacheContext, inputs: dict[str, Any]) -> str:
     """A key from the task's source and its inputs: same code, same inputs, same key."""
+    from dask.base import tokenize  # here, not at the top: `import dagflow` stays without Dask
+
     return f"{context.task_name}-{tokenize(_source(context.fn), inputs)}"
 
 
@@ -53,6 +54,8 @@ def bind_inputs(
 def code_token(fn: Callable[..., Any]) -> str:
     """A token of a task's code, taken on the driver where its source file is (a function
     pickled by value reaches a worker without it)."""
+    from dask.base import tokenize
+
     return tokenize(_source(fn))
 
 
@@ -65,4 +68,6 @@ def result_identity(
     whose identity is the same (same code, same inputs: upstream values included), so a changed
     flow never gets stale results.
     """
+    from dask.base import tokenize
+
     return tokenize(task_name, code, bind_inputs(fn, args, kwargs))

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import cloudpickle
 
 from dagflow.core.context import TaskRunContext, current_task_run
+from dagflow.core.keys import logical
 from dagflow.core.machine import Report, ResultInfo
 from dagflow.core.options import TaskOptions
 from dagflow.core.reuse import Earlier
@@ -221,10 +222,10 @@ class TaskCall:
             if type(value) is Failure:
                 error = UpstreamFailed(
                     f"task {options.name!r} did not run: upstream {value.task!r} "
-                    f"({value.key}) ended {value.state}",
+                    f"({logical(value.key)}) ended {value.state}",
                     task=options.name,
                     run_id=self.run_id,
-                    cause=value.key,
+                    cause=logical(value.key),
                 )
                 report(UPSTREAM_FAILED, 0, str(error), "UpstreamFailed")
                 return Failure(options.name, key, UPSTREAM_FAILED, error)

@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
-from dagflow.core.history import Attempt, FlowSummary, HistoryStep, RunSummary, TaskGroup
+from dagflow.core.history import Attempt, FlowSummary, HistoryStep, RunSummary, Setback, TaskGroup
 from dagflow.core.runs import FlowRun, LogEvent
 from dagflow.core.states import StateType
 from dagflow.errors import StoreError
@@ -52,6 +52,7 @@ __all__ = [
     "ReopenedRun",
     "RunFilter",
     "RunPage",
+    "Setback",
     "Store",
     "StoreWriter",
     "TaskOutcome",
@@ -200,6 +201,21 @@ class Store:
     def request_cancel(self, ref: str, reason: str = "cancel requested") -> StateType:
         """Record a request to cancel a run (see `control.py`); returns its state after."""
         return control.request_cancel(self.engine, self.reader.resolve(ref), reason)
+
+    # ------------------------------------------------------------------ what a run went through
+
+    def setbacks(
+        self, run_id: str, task: str | None = None, after: int = 0
+    ) -> list[tuple[int, Setback]]:
+        """Task retries and failures after history row `after`, as (row id, setback)."""
+        return self.reader.setbacks(run_id, task, after)
+
+    def task_names(self, run_id: str) -> list[str]:
+        return self.reader.task_names(run_id)
+
+    def has_task(self, run_id: str, ref: str) -> bool:
+        """Does run `run_id` have a task run with this name or key?"""
+        return self.reader.has_task(run_id, ref)
 
     # ------------------------------------------------------------------ resuming
 

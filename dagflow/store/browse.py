@@ -31,11 +31,10 @@ from dagflow.core.history import (
     attempts_of,
 )
 from dagflow.core.keys import logical
-from dagflow.core.runs import LogEvent, TaskRun
+from dagflow.core.runs import FlowRun, LogEvent, TaskRun
 from dagflow.core.states import StateType, Transition
 from dagflow.store.reader import Reader, task_run_of
 from dagflow.store.schema import (
-    FLOW_LEVEL,
     flow_runs,
     flows,
     logs,
@@ -114,6 +113,7 @@ class Browser:
             rows = rows[:limit]
             runs = [self.reader.flow_run_of(row, shown) for row in rows]
             counts = self._counts(conn, [r.id for r in runs])
+            self._attach_histories(conn, runs)
         next_cursor = (rows[-1].created, rows[-1].id) if more and rows else None
         if where.states:
             runs = [r for r in runs if r.state in where.states]
@@ -128,6 +128,7 @@ class Browser:
             rows = conn.execute(select(flow_runs).where(flow_runs.c.id.in_(run_ids)))
             runs = [self.reader.flow_run_of(row, shown) for row in rows]
             counts = self._counts(conn, [r.id for r in runs])
+            self._attach_histories(conn, runs)
         return {r.id: RunSummary(r, counts.get(r.id, {})) for r in runs}
 
     def run_summary(self, ref: str) -> RunSummary:
@@ -138,13 +139,14 @@ class Browser:
             row = conn.execute(select(flow_runs).where(flow_runs.c.id == run_id)).one()
             run = self.reader.flow_run_of(row, shown)
             counts = self._counts(conn, [run_id]).get(run_id, {})
-            steps = conn.execute(
-                select(state_history)
-                .where(state_history.c.run_id == run_id, state_history.c.task_key == FLOW_LEVEL)
-                .order_by(state_history.c.time, state_history.c.id)
-            )
-            run.history = [_transition(step) for step in steps]
+            self._attach_histories(conn, [run])
         return RunSummary(run, counts)
+
+    def _attach_histories(self, conn: Connection, runs: list[FlowRun]) -> None:
+        """Each run's own transitions (not its tasks'): what its running time is read from."""
+        histories = self.reader.flow_histories(conn, [r.id for r in runs])
+        for run in runs:
+            run.history = histories.get(run.id, [])
 
     def _counts(self, conn: Connection, run_ids: list[str]) -> dict[str, dict[StateType, int]]:
         out: dict[str, dict[StateType, int]] = {}

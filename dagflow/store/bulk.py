@@ -19,8 +19,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import JSON, String, Table, bindparam, cast, func, literal_column, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Dialect
 
 from dagflow.core.text import bounded
@@ -35,6 +33,10 @@ class BulkInsert:
     def __init__(
         self, dialect: Dialect, table: Table, columns: Sequence[str], conflict: Conflict
     ) -> None:
+        # the dialects are imported by the writer that needs them, not by every reader
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
         self.columns = tuple(columns)
         self._limits = [
             (i, length) for i, name in enumerate(self.columns) if (length := _length(table, name))

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from sqlalchemy import and_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -105,7 +103,10 @@ def _record_one(conn: Connection, crash: Crash) -> None:
     ).rowcount
     if changed != 1:
         return  # another reader recorded it, or the driver wrote again
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    # the dialects' INSERTs are imported here, when a crash is recorded: reading stays quick
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     history = insert(state_history).on_conflict_do_nothing()
     rows = [
         {

@@ -7,13 +7,17 @@ corrupted or foreign; each is refused with a one-line `StoreError` and left as i
 is an SQLite file switched to WAL mode and an empty or older dagflow database upgraded to the
 code's head revision (Alembic, configured in code: no alembic.ini is looked up).
 
+Alembic is imported only to upgrade: the check reads the version table with one query and learns
+the known revisions from the migration files' `revision` / `down_revision` lines (a test holds
+this to what Alembic itself reads), so a command that only reads the history starts quickly.
+
 Every SQLite connection gets a busy timeout and foreign keys; PostgreSQL goes through psycopg 3.
 """
 
 from __future__ import annotations
 
+import ast
 import functools
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +25,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError, NoSuchModuleError, SQLAlchemyError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 from dagflow.errors import StoreError
 from dagflow.store.schema import VERSION_TABLE
@@ -30,7 +37,6 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-_REVISION = re.compile(r"^(down_)?revision\s*=\s*(?:\"([^\"]*)\"|None)", re.M)
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
@@ -92,27 +98,26 @@ def alembic_config(connection: Connection) -> Config:
 
 @functools.cache
 def _revisions() -> dict[str, str | None]:
-    """Each migration's revision and the one it follows, read from the files themselves.
-
-    Read as text, so that opening an up-to-date database needs no Alembic (it costs a fifth of
-    a second to import); Alembic runs only when there is something to upgrade.
-    """
+    """Each migration's revision and the one it revises, read from the files (not run)."""
     found: dict[str, str | None] = {}
     for path in sorted((MIGRATIONS / "versions").glob("*.py")):
-        fields = dict.fromkeys(("revision", "down_revision"))
-        for match in _REVISION.finditer(path.read_text(encoding="utf-8")):
-            fields["down_revision" if match.group(1) else "revision"] = match.group(2)
-        if fields["revision"]:
-            found[fields["revision"]] = fields["down_revision"]
+        values: dict[str, Any] = {}
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target = node.targets[0]
+                if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+                    values[target.id] = ast.literal_eval(node.value)
+        if isinstance(values.get("revision"), str):
+            found[values["revision"]] = values.get("down_revision")
     return found
 
 
 def head_revision() -> str:
+    """The revision no other revises: the schema this code writes."""
     revisions = _revisions()
-    followed = set(revisions.values())
-    heads = [r for r in revisions if r not in followed]
-    assert len(heads) == 1, f"the migrations have {len(heads)} heads: {heads}"
-    return heads[0]
+    heads = set(revisions) - {down for down in revisions.values() if down}
+    assert len(heads) == 1, f"migrations must have one head, found {sorted(heads)}"
+    return heads.pop()
 
 
 def known_revisions() -> set[str]:

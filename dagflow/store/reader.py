@@ -9,11 +9,13 @@ ORM-free: rows become `dagflow.core.runs` values here and nothing else leaves.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, and_, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from dagflow.core.history import Setback
 from dagflow.core.keys import logical, parse_key
 from dagflow.core.runs import FlowRun, LogEvent, TaskRun
 from dagflow.core.states import StateType, Transition
@@ -24,6 +26,7 @@ from dagflow.store.encoding import decode_parameters
 from dagflow.store.schema import FLOW_LEVEL, flow_runs, logs, state_history, task_runs
 
 MAX_CANDIDATES = 5
+SETBACKS = (StateType.RETRYING, StateType.FAILED, StateType.TIMED_OUT, StateType.CRASHED)
 
 
 def parse_state(state: StateType | str) -> StateType:
@@ -111,8 +114,10 @@ class Reader:
             if wanted is not None:
                 runs = [r for r in runs if r.state is wanted]
             tasks = self._task_runs(conn, [r.id for r in runs])
+            histories = self.flow_histories(conn, [r.id for r in runs])
         for run in runs:
             run.all_task_runs = tasks[run.id]
+            run.history = histories.get(run.id, [])
         return runs
 
     def logs(
@@ -121,16 +126,7 @@ class Reader:
         """Log records of a run in time order, as (row id, record); `task` is a name or key."""
         query = select(logs).where(logs.c.run_id == run_id, logs.c.id > after)
         if task is not None:
-            match = (logs.c.task_name == task) | (logs.c.task_key == task)
-            try:
-                name, index = parse_key(task)
-            except ValueError:
-                pass
-            else:
-                if "-" not in name:  # a logical key `task[n]`: every attempt's `task-token[n]`
-                    pattern = _like(name) + f"-%[{index}]"
-                    match = match | logs.c.task_key.like(pattern, escape="\\")
-            query = query.where(match)
+            query = query.where(_task_match(task, logs.c.task_name, logs.c.task_key))
         query = query.order_by(logs.c.time, logs.c.id)
         with self._connect() as conn:
             return [
@@ -148,6 +144,67 @@ class Reader:
                 )
                 for row in conn.execute(query)
             ]
+
+    def setbacks(
+        self, run_id: str, task: str | None = None, after: int = 0
+    ) -> list[tuple[int, Setback]]:
+        """A run's task retries and failures in time order, as (history row id, setback)."""
+        h, t = state_history.c, task_runs.c
+        joined = state_history.outerjoin(
+            task_runs, and_(t.run_id == h.run_id, t.task_key == h.task_key)
+        )
+        columns = (h.id, h.task_key, h.to_state, h.attempt, h.time, h.message, t.task_name,
+                   t.state, t.attempts, t.error_type, t.traceback)  # fmt: skip
+        query = (
+            select(*columns)
+            .select_from(joined)
+            .where(
+                h.run_id == run_id,
+                h.task_key != FLOW_LEVEL,
+                h.to_state.in_([s.value for s in SETBACKS]),
+                h.id > after,
+            )
+            .order_by(h.time, h.id)
+        )
+        if task is not None:
+            query = query.where(_task_match(task, t.task_name, h.task_key))
+        out: list[tuple[int, Setback]] = []
+        with self._connect() as conn:
+            for row in conn.execute(query):
+                last = row.state == row.to_state and row.attempts == row.attempt
+                out.append(
+                    (
+                        row.id,
+                        Setback(
+                            logical(row.task_key),
+                            row.task_name,
+                            StateType(row.to_state),
+                            row.attempt,
+                            row.time,
+                            row.message,
+                            row.error_type if last else None,
+                            row.traceback if last else None,
+                        ),
+                    )
+                )
+        return out
+
+    def task_names(self, run_id: str) -> list[str]:
+        """The names of a run's tasks, sorted."""
+        query = select(task_runs.c.task_name).where(task_runs.c.run_id == run_id).distinct()
+        with self._connect() as conn:
+            return sorted(conn.scalars(query))
+
+    def has_task(self, run_id: str, ref: str) -> bool:
+        """Does the run have a task run with this name, key or logical key?"""
+        t = task_runs.c
+        query = (
+            select(t.task_key)
+            .where(t.run_id == run_id, _task_match(ref, t.task_name, t.task_key))
+            .limit(1)
+        )
+        with self._connect() as conn:
+            return conn.scalar(query) is not None
 
     def detect_crashes(self, run_ids: list[str] | None) -> dict[str, crashes.Crash]:
         """Record stale active runs as CRASHED; returns those only shown as such (unrecorded)."""
@@ -208,6 +265,19 @@ class Reader:
                 out[row.run_id][row.task_key] = task_run_of(row)
         return out
 
+    def flow_histories(self, conn: Connection, run_ids: list[str]) -> dict[str, list[Transition]]:
+        """The flow runs' own transitions (not their tasks'), for their running times."""
+        out: dict[str, list[Transition]] = {}
+        for chunk in _chunks(run_ids, 500):
+            query = (
+                select(state_history)
+                .where(state_history.c.run_id.in_(chunk), state_history.c.task_key == FLOW_LEVEL)
+                .order_by(state_history.c.time, state_history.c.id)
+            )
+            for row in conn.execute(query):
+                out.setdefault(row.run_id, []).append(_transition(row))
+        return out
+
     def _history(self, conn: Connection, run_id: str) -> dict[str, list[Transition]]:
         out: dict[str, list[Transition]] = {}
         query = (
@@ -216,15 +286,7 @@ class Reader:
             .order_by(state_history.c.time, state_history.c.id)
         )
         for row in conn.execute(query):
-            out.setdefault(row.task_key, []).append(
-                Transition(
-                    StateType(row.from_state) if row.from_state else None,
-                    StateType(row.to_state),
-                    row.time,
-                    row.attempt,
-                    row.message,
-                )
-            )
+            out.setdefault(row.task_key, []).append(_transition(row))
         return out
 
 
@@ -273,9 +335,33 @@ def task_run_of(row: Row[tuple[object, ...]]) -> TaskRun:
     )
 
 
+def _transition(row: Row[tuple[object, ...]]) -> Transition:
+    m = row._mapping
+    return Transition(
+        StateType(m["from_state"]) if m["from_state"] else None,
+        StateType(m["to_state"]),
+        m["time"],
+        m["attempt"],
+        m["message"],
+    )
+
+
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+def _task_match(task: str, name_column: Any, key_column: Any) -> Any:
+    """Rows of the task named `task`: a task name, a Dask key, or a logical key `task[n]` (every
+    flow attempt's `task-token[n]`)."""
+    match = (name_column == task) | (key_column == task)
+    try:
+        name, index = parse_key(task)
+    except ValueError:
+        return match
+    if "-" in name:
+        return match
+    return match | key_column.like(_like(name) + f"-%[{index}]", escape="\\")
 
 
 def _like(text: str) -> str:

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from dagflow.core.states import StateType
 from dagflow.errors import StateConflict
-from dagflow.store.encoding import decode_parameters
+from dagflow.store.encoding import restore_parameters
 from dagflow.store.reader import Reader
 from dagflow.store.schema import flow_runs, task_runs
 
@@ -60,14 +60,14 @@ def reopen_run(reader: Reader, ref: str) -> ReopenedRun:
         raise StateConflict(
             f"flow run {run_id} is {state}; only a run that ended {allowed} resumes"
         )
-    return ReopenedRun(
-        run_id,
-        row.flow_name,
-        row.flow_version,
-        decode_parameters(row.parameters),
-        state,
-        row.attempts,
-    )
+    parameters, lost = restore_parameters(row.parameters)
+    if lost:
+        names = ", ".join(repr(name) for name in lost)
+        raise StateConflict(
+            f"flow run {run_id} cannot be resumed: parameter(s) {names} were recorded only as"
+            " their repr (not JSON data), so the values it started with are gone"
+        )
+    return ReopenedRun(run_id, row.flow_name, row.flow_version, parameters, state, row.attempts)
 
 
 def load_task_outcomes(reader: Reader, run_id: str) -> dict[str, TaskOutcome]:

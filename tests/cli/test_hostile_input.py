@@ -88,7 +88,7 @@ def test_a_non_finite_parameter_keeps_every_json_output_valid(flows: Path, tmp_p
     assert proc.returncode == 0, proc.stderr
     listing = dagflow("runs", "ls", "--json", cwd=tmp_path, home=home)
     runs = json.loads(listing.stdout, parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
-    assert runs[0]["parameters"]["f"] == {"$repr": "nan"}
+    assert runs[0]["parameters"]["f"] == {"$float": "nan"}
 
 
 def test_escape_sequences_in_stored_text_reach_the_terminal_escaped(

@@ -57,6 +57,21 @@ def adder(n: int, items: list[int] = [1], label: str = "x") -> dict:
 def failing() -> int:
     return boom(7)
 
+@task(retries=1, retry_delay=0.1)
+def flaky(marker: str) -> str:
+    import os
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        raise OSError("first attempt fails")
+    get_run_logger().info("loaded")
+    return "ok"
+
+@flow
+def ordered(marker: str) -> str:
+    value = flaky(marker).result()
+    get_run_logger().info("done")
+    return value
+
 not_a_flow = 42
 """
 
@@ -143,8 +158,8 @@ def test_run_prints_run_id_progress_logs_state_and_result(flows: Path) -> None:
     assert len(run_id) == 32
     assert "dashboard: http" in out
     assert f"run {run_id} RUNNING" in out
-    assert f"run {run_id} COMPLETED" in out
-    assert "1/1 done, 0 running, 0 failed" in out
+    assert f"run {run_id[:12]} COMPLETED" in out
+    assert "1/1 done, 0 failed" in out
     assert "result: {'label': 'from-json', 'total': 6}" in out
     assert "[add] adding 3 and 3" in out  # the task's log line, with the task's name
     assert "Traceback" not in out + proc.stderr
@@ -155,12 +170,34 @@ def test_failing_task_exits_1_with_the_error(flows: Path) -> None:
     output = proc.stdout + proc.stderr
     assert proc.returncode == 1, output
     assert "FAILED" in proc.stdout, output
-    assert "0/1 done, 0 running, 1 failed" in proc.stdout, output
+    assert "0/1 done, 1 failed" in proc.stdout, output
     errors = [line for line in proc.stderr.splitlines() if line.startswith("Error: ")]
     assert len(errors) == 1, output
     assert "ended FAILED" in errors[0]
     assert "ValueError: bad value 7" in errors[0]
+    assert "ValueError: ValueError" not in output
     assert "Traceback" not in output
+    # what to do next, last: where to look, and that a resume would run every task again
+    after = proc.stderr[proc.stderr.index("Error: ") :].splitlines()[1:]
+    assert after[0].startswith("next: dagflow runs show ")
+    assert any("dagflow logs " in line for line in after)
+    resume = next(line for line in after if "dagflow resume " in line)
+    assert "reruns its task: none persisted" in resume
+    assert after[-1].strip() == "(@flow(persist_results=True) keeps them)"
+
+
+def test_output_in_a_pipe_is_in_time_order_with_retries_shown(flows: Path) -> None:
+    marker = flows.parent / "marker"
+    proc = dagflow(
+        "run", f"{flows.name}:ordered", "-p", f"marker={marker}", "--cluster", "local-threads",
+        cwd=flows.parent,
+    )  # fmt: skip
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    retry = out.index("RETRYING flaky[0]")
+    assert "OSError: first attempt fails (retry 1/1 in 0.10s)" in out[retry:]
+    assert retry < out.index("[flaky] loaded") < out.index("[flow] done")
+    assert "\x1b[" not in out  # no colours and no cursor moves in a pipe
 
 
 @pytest.mark.slow
@@ -257,9 +294,9 @@ def test_bad_parameters(invoke: Invoke, flows: Path, args: list[str], fragments:
     ("target", "fragments"),
     [
         ("absent.py:f", ["no such file: absent.py"]),
-        ("myflows.py:nope", ["no flow 'nope' in myflows.py", "flows found: adder, failing"]),
+        ("myflows.py:nope", ["no flow 'nope' in myflows.py", "flows found: adder, failing, "]),
         ("myflows.py:not_a_flow", ["not_a_flow is not a dagflow flow", "type int"]),
-        ("myflows.py", ["myflows.py defines flows: adder, failing", "myflows.py:FLOW"]),
+        ("myflows.py", ["myflows.py defines flows: adder, failing, ", "myflows.py:FLOW"]),
         ("no_such_module_here:f", ["no module named 'no_such_module_here'"]),
     ],
     ids=["missing-file", "missing-flow", "not-a-flow", "which-flow", "missing-module"],

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def write(tmp_path: Path, text: str, name: str = "p.yaml") -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / name
     path.write_text(text)
     return path
@@ -232,3 +235,143 @@ def test_local_clusters_listen_on_loopback_only(name: str) -> None:
     assert handle.client.status == "running"
     assert listening, "the cluster listens somewhere"
     assert {ip for ip, _ in listening} == {"127.0.0.1"}, sorted(listening)
+
+
+# ---------------------------------------------------------------- shipped profiles, from anywhere
+
+
+def test_the_shipped_profiles_are_the_documented_copies() -> None:
+    builtin = Path(clusters.__file__).parent / "builtin"
+    shipped = sorted(p.name for p in builtin.glob("*.yaml"))
+    documented = sorted(p.name for p in (REPO / "clusters").glob("*.yaml"))
+    assert shipped == documented and "remote.yaml" in shipped
+    for name in shipped:
+        assert (builtin / name).read_bytes() == (REPO / "clusters" / name).read_bytes(), name
+
+
+def test_shipped_profiles_work_from_any_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./clusters here
+    monkeypatch.setenv("DAGFLOW_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DAGFLOW_SCHEDULER_ADDRESS", raising=False)
+    remote = find_profile("remote")
+    assert isinstance(remote, AddressProfile) and remote.address == "tcp://127.0.0.1:8786"
+    assert remote.source == "built-in profile 'remote'"
+    assert isinstance(find_profile("slurm"), JobqueueProfile)
+    # $DAGFLOW_HOME/clusters replaces a built-in, and ./clusters replaces both
+    write(
+        tmp_path / "home" / "clusters", "kind: address\naddress: tcp://127.0.0.1:1\n", "remote.yaml"
+    )
+    assert find_profile("remote").address == "tcp://127.0.0.1:1"  # type: ignore[attr-defined]
+    write(tmp_path / "clusters", "kind: address\naddress: tcp://127.0.0.1:2\n", "remote.yaml")
+    assert find_profile("remote").address == "tcp://127.0.0.1:2"  # type: ignore[attr-defined]
+    with pytest.raises(ClusterError, match=r"no built-in profile of that name \(kubernetes, local"):
+        find_profile("nowhere")
+
+
+def test_the_builtin_tls_profile_reads_certificates_from_dagflow_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DAGFLOW_HOME", str(tmp_path / "home"))
+    for env in ("DAGFLOW_TLS_CA", "DAGFLOW_TLS_CERT", "DAGFLOW_TLS_KEY"):
+        monkeypatch.delenv(env, raising=False)
+    certs = tmp_path / "home" / "clusters" / "certs"
+    with pytest.raises(ClusterError) as info:
+        find_profile("remote-tls")
+    assert str(info.value) == (
+        f"built-in profile 'remote-tls': tls.ca_file: no such file {certs / 'ca.pem'}"
+    )
+    certs.mkdir(parents=True)
+    for name in ("ca.pem", "client.pem", "client-key.pem"):
+        (certs / name).write_text("x")
+    profile = find_profile("remote-tls")
+    assert isinstance(profile, AddressProfile) and profile.tls is not None
+    assert profile.tls.cert == str(certs / "client.pem")
+
+
+def test_ipv6_addresses_are_names_too() -> None:
+    profile = find_profile("[::1]:8786")
+    assert isinstance(profile, AddressProfile) and profile.address == "tcp://[::1]:8786"
+    assert insecure_address_warning("tcp://[::1]:8786") is None
+    warning = insecure_address_warning("tcp://[2001:db8::1]:8786")
+    assert warning is not None and "plain TCP" in warning
+
+
+def test_a_refused_scheduler_port_fails_at_once_in_one_line(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.monotonic()
+    result = CliRunner().invoke(main, ["cluster", "info", f"tcp://127.0.0.1:{port}"])
+    took = time.monotonic() - started
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == (
+        f"Error: cannot reach the Dask scheduler at tcp://127.0.0.1:{port}: "
+        "connection refused (no scheduler listens there)"
+    )
+    assert took < 2.0, took  # the profile's timeout is 10 s; a refusal needs no waiting
+
+
+def test_cluster_info_describes_a_profile_without_starting_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DAGFLOW_HOME", str(tmp_path / "home"))
+    started = time.monotonic()
+    result = CliRunner().invoke(main, ["cluster", "info", "local"])
+    assert result.exit_code == 0, result.output
+    assert time.monotonic() - started < 3.0  # nothing was started
+    assert "profile:   built-in profile 'local'" in result.output
+    assert "not running" in result.output and "worker processes" in result.output
+    assert "dagflow cluster start local" in result.output
+    data = json.loads(CliRunner().invoke(main, ["cluster", "info", "slurm", "--json"]).stdout)
+    assert data["running"] is False and data["kind"] == "jobqueue" and data["workers"] == []
+    assert data["profile"]["system"] == "slurm" and data["profile"]["adapt"]["maximum"] == 20
+
+
+@pytest.fixture
+def other_service() -> Iterator[int]:
+    """A port on 127.0.0.1 where something that is not Dask answers (an HTTP server's error)."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n" * 8)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    server.close()
+    thread.join(10)
+
+
+def test_an_address_where_another_service_answers_is_one_line(other_service: int) -> None:
+    import gc
+
+    address = f"tcp://127.0.0.1:{other_service}"
+    result = CliRunner().invoke(main, ["cluster", "info", address])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == (
+        f"Error: {address} answered, but not as a Dask scheduler (is it another service's port, "
+        "such as the dashboard's?): what it sent is not Dask's protocol"
+    )
+    gc.collect()  # no half-made client is left to complain later

@@ -6,9 +6,11 @@ import datetime as dt
 import ipaddress
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -108,6 +110,39 @@ def test_shipped_tls_profile_runs_a_flow_over_tls(
         clusters.close(profile)
 
 
+def test_the_readme_recipe_makes_the_files_the_shipped_tls_profile_reads(
+    dask_procs: DaskProcesses, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """clusters/README.md's openssl commands, run as written; its certs/ copied where it says;
+    then `--cluster remote-tls` from a directory without ./clusters runs a flow over TLS."""
+    readme = (REPO / "clusters" / "README.md").read_text()
+    recipe = readme.split("```sh\n", 1)[1].split("```", 1)[0]
+    made = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", recipe], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert made.returncode == 0, made.stderr
+    certs = tmp_path / "certs"
+    ca, node, node_key = (str(certs / n) for n in ("ca.pem", "node.pem", "node-key.pem"))
+    address = dask_procs.start_scheduler(tls=(ca, node, node_key))
+    dask_procs.add_worker()
+    home = tmp_path / "home"
+    (home / "clusters").mkdir(parents=True)
+    shutil.copytree(certs, home / "clusters" / "certs")  # where the README says to put them
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("DAGFLOW_HOME", str(home))
+    monkeypatch.setenv("DAGFLOW_SCHEDULER_ADDRESS", address)
+    for env in ("DAGFLOW_TLS_CA", "DAGFLOW_TLS_CERT", "DAGFLOW_TLS_KEY"):
+        monkeypatch.delenv(env, raising=False)
+    try:
+        run = run_flow(squares, {"n": 4}, cluster="remote-tls")
+        assert run.state is StateType.COMPLETED, run.error
+        assert run.result() == 14 and run.cluster_address == address
+    finally:
+        clusters.close("remote-tls")
+
+
 def get(url: str) -> tuple[int, bytes]:
     with urllib.request.urlopen(url, timeout=30) as response:
         return response.status, response.read()
@@ -167,23 +202,43 @@ def test_cluster_start_keeps_a_cluster_up_until_interrupted(tmp_path: Path) -> N
         f"  dashboard_address: 127.0.0.1:{free_port()}\n"
     )
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dagflow.cli", "cluster", "start", str(path), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    out_path, err_path = tmp_path / "out.txt", tmp_path / "err.txt"
+    env = {**os.environ, "DAGFLOW_HOME": str(tmp_path / "home")}
+    with out_path.open("w") as out, err_path.open("w") as err:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dagflow.cli",
+                "cluster",
+                "start",
+                str(path),
+                "--port",
+                str(port),
+            ],
+            stdout=out,
+            stderr=err,
+            env=env,
+            text=True,
+        )
     try:
-        assert proc.stdout is not None
-        lines = [proc.stdout.readline() for _ in range(2)]
-        assert lines[0].strip() == f"scheduler: tcp://127.0.0.1:{port}", lines
+        # wait for what it prints (not for a fixed time): the slower the machine, the longer
+        deadline = time.monotonic() + 120
+        while "press Ctrl-C to stop it" not in err_path.read_text():
+            assert proc.poll() is None, err_path.read_text()
+            assert time.monotonic() < deadline, out_path.read_text() + err_path.read_text()
+            time.sleep(0.1)
+        lines = out_path.read_text().splitlines()
+        assert lines[0] == f"scheduler: tcp://127.0.0.1:{port}", lines
         assert lines[1].startswith("dashboard: http://127.0.0.1:")
         from distributed import Client
 
         with Client(f"tcp://127.0.0.1:{port}", timeout="30s") as client:
-            assert client.submit(sum, [1, 2]).result(timeout=30) == 3
+            assert client.submit(sum, [1, 2]).result(timeout=60) == 3
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(60) == 0
+        assert proc.wait(60) == 0, err_path.read_text()
+        assert err_path.read_text().endswith("stopping the cluster ...\n")
+        assert "Traceback" not in err_path.read_text()
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -117,7 +117,7 @@ def test_killed_driver_reads_crashed_and_resume_skips_finished_tasks(tmp_path: P
         capture_output=True, text=True, timeout=180,
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert f"run {run_id} COMPLETED" in resumed.stdout
+    assert f"run {run_id[:12]} COMPLETED" in resumed.stdout
     assert f"result: {sum(i * i for i in range(12))}" in resumed.stdout
     new_markers = {p.name for p in markers.iterdir()} - before
     rerun = {name.split("-")[1] for name in new_markers}

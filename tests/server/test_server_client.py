@@ -80,7 +80,7 @@ def test_runs_and_logs_commands_go_through_the_server(
     assert [d["id"] for d in data] == [recorded.noisy.id, recorded.completed.id, recorded.failed.id]
     assert data[2]["task_counts"] == {"COMPLETED": 4, "FAILED": 2, "UPSTREAM_FAILED": 1}
     table = remote(live, monkeypatch, tmp_path, "runs", "ls")
-    assert "FAILED" in table.stdout and "7/7 (3" in table.stdout
+    assert "FAILED" in table.stdout and "4/7 (3 failed)" in table.stdout
 
     shown = remote(live, monkeypatch, tmp_path, "runs", "show", recorded.failed.id[:10], "--json")
     assert shown.exit_code == 0, shown.output

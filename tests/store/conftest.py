@@ -96,3 +96,88 @@ def transitions(events: list[RunEvent]) -> int:
 
 def new_id() -> str:
     return uuid.uuid4().hex
+
+
+def troubled_run_events(run_id: str, t0: float | None = None) -> list[RunEvent]:
+    """A failed run as the engine records one: `work` mapped over 10 items of which 3 and 7
+    fail (with tracebacks), `fetch` failing once and then retried to success, `total` not run
+    because of an upstream failure. Keys as the engine makes them today."""
+    t = time.time() if t0 is None else t0
+    token = f"{run_id[:8]}1"
+    events: list[RunEvent] = [
+        FlowRunStarted(run_id, "etl", "1.0", {"n": 10}, t, cluster_address="inproc://x"),
+        StateEvent(run_id, None, None, S.PENDING, t),
+        StateEvent(run_id, None, S.PENDING, S.RUNNING, t, 1),
+    ]
+    for i in range(10):
+        key = f"work-{token}[{i}]"
+        at = t + 0.1 * i
+        events.append(StateEvent(run_id, key, None, S.PENDING, t, 0, "", "work", i))
+        events.append(StateEvent(run_id, key, S.PENDING, S.RUNNING, at, 1, "", "work", i, "w1"))
+        if i in (3, 7):
+            message = f"OSError: disk {i} unreadable"
+            tb = f'Traceback (most recent call last):\n  File "flows.py", line 9\n{message}\n'
+            events.append(
+                StateEvent(
+                    run_id,
+                    key,
+                    S.RUNNING,
+                    S.FAILED,
+                    at + 0.05,
+                    1,
+                    message,
+                    "work",
+                    i,
+                    "w1",
+                    "OSError",
+                    tb,
+                )
+            )
+        else:
+            events.append(
+                StateEvent(run_id, key, S.RUNNING, S.COMPLETED, at + 0.05, 1, "", "work", i, "w1")
+            )
+    fetch = f"fetch-{token}[0]"
+    retry = "OSError: timed out (retry 1/2 in 0.50s)"
+    events += [
+        StateEvent(run_id, fetch, None, S.PENDING, t, 0, "", "fetch"),
+        StateEvent(run_id, fetch, S.PENDING, S.RUNNING, t + 1.0, 1, "", "fetch", None, "w2"),
+        LogEvent(run_id, fetch, "fetch", 30, t + 1.1, "slow server", "w2"),
+        StateEvent(
+            run_id, fetch, S.RUNNING, S.RETRYING, t + 1.2, 1, retry, "fetch", None, "w2", "OSError"
+        ),
+        StateEvent(run_id, fetch, S.RETRYING, S.RUNNING, t + 1.7, 2, "", "fetch", None, "w2"),
+        StateEvent(run_id, fetch, S.RUNNING, S.COMPLETED, t + 1.8, 2, "", "fetch", None, "w2"),
+    ]
+    total = f"total-{token}[0]"
+    upstream = "task 'total' did not run: upstream 'work' (work[3]) ended FAILED"
+    events += [
+        StateEvent(run_id, total, None, S.PENDING, t, 0, "", "total"),
+        StateEvent(
+            run_id,
+            total,
+            S.PENDING,
+            S.UPSTREAM_FAILED,
+            t + 2.0,
+            0,
+            upstream,
+            "total",
+            None,
+            None,
+            "UpstreamFailed",
+        ),
+        StateEvent(
+            run_id,
+            None,
+            S.RUNNING,
+            S.FAILED,
+            t + 2.1,
+            1,
+            f"UpstreamFailed: {upstream}",
+            None,
+            None,
+            None,
+            "UpstreamFailed",
+        ),
+    ]
+    return events

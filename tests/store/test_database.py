@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -150,3 +152,35 @@ def test_a_damaged_sqlite_file_is_refused_and_left_untouched(
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and "is damaged" in lines[0] and "will not write" in lines[0]
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+
+
+def test_the_revisions_read_from_the_files_are_alembics(db_url: str) -> None:
+    """The quick check (no Alembic import) knows the same revisions and head as Alembic, and
+    reads the same current revision from a database."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(database.MIGRATIONS))
+    script = ScriptDirectory.from_config(config)
+    assert database.head_revision() == script.get_current_head()
+    assert database.known_revisions() == {s.revision for s in script.walk_revisions()}
+    store = open_store(db_url)
+    try:
+        with store.engine.connect() as conn:
+            ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+            assert database.check_schema(store.engine).current == ctx.get_current_revision()
+    finally:
+        store.close()
+
+
+def test_reading_an_up_to_date_database_imports_no_alembic(sqlite_url: str) -> None:
+    open_store(sqlite_url).close()
+    code = (
+        "import sys\nfrom dagflow.store import open_store\n"
+        f"open_store({sqlite_url!r}).close()\n"
+        "print('alembic' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"

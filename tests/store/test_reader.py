@@ -13,7 +13,7 @@ from dagflow.core.states import StateType
 from dagflow.errors import StoreError
 from dagflow.store import Store, StoreWriter, open_store
 from dagflow.store.schema import flow_runs, task_runs
-from tests.store.conftest import new_id, run_events
+from tests.store.conftest import new_id, run_events, troubled_run_events
 
 S = StateType
 
@@ -127,3 +127,37 @@ def test_reopen_run_accepts_only_runs_that_ended_badly(store: Store, writer: Sto
     assert len(outcomes) == 2
     assert {o.state for o in outcomes.values()} == {S.COMPLETED}
     assert {o.name for o in outcomes.values()} == {"work"}
+
+
+def test_setbacks_are_a_runs_retries_and_failures_with_the_last_traceback(
+    store: Store, writer: StoreWriter
+) -> None:
+    run_id = new_id()
+    record(writer, troubled_run_events(run_id))
+    found = [s for _, s in store.setbacks(run_id)]
+    token = f"{run_id[:8]}1"
+    assert [(s.key, s.state, s.attempt) for s in found] == [
+        ("work[3]", S.FAILED, 1),
+        ("work[7]", S.FAILED, 1),
+        ("fetch[0]", S.RETRYING, 1),
+    ]
+    assert found[0].traceback is not None and found[0].traceback.endswith("disk 3 unreadable\n")
+    assert found[0].error_type == "OSError" and found[0].name == "work"
+    assert found[2].traceback is None and found[2].message.endswith("(retry 1/2 in 0.50s)")
+    rows = store.setbacks(run_id, "fetch")
+    assert [s.key for _, s in rows] == ["fetch[0]"]
+    assert [s.key for _, s in store.setbacks(run_id, f"work-{token}[7]")] == ["work[7]"]
+    assert store.setbacks(run_id, after=rows[-1][0]) == []  # following: nothing newer
+    assert store.task_names(run_id) == ["fetch", "total", "work"]
+    assert store.has_task(run_id, "work") and store.has_task(run_id, f"work-{token}[3]")
+    assert not store.has_task(run_id, "nosuch")
+
+
+def test_listed_runs_carry_their_own_history_for_their_running_time(
+    store: Store, writer: StoreWriter
+) -> None:
+    run_id = new_id()
+    record(writer, run_events(run_id, 2, t0=1.8e9))
+    (run,) = store.list_flow_runs()
+    assert [step.to_state for step in run.history] == [S.PENDING, S.RUNNING, S.COMPLETED]
+    assert run.running_time() == pytest.approx(1.0)
