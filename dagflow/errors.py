@@ -15,6 +15,7 @@ DagflowError
 ├── StoreError             the run history database refused or failed
 ├── ClusterError           a cluster could not be found, started or reached
 ├── SettingsError          a DAGFLOW_* environment variable holds a bad value
+├── DeploymentError        a deployment or schedule is wrong (cron, time zone, interval, field)
 └── UsageError             what a command was given names nothing usable (file, module, flow)
 ```
 
@@ -134,6 +135,12 @@ class ClusterError(DagflowError):
 
 class SettingsError(DagflowError):
     """A `DAGFLOW_*` environment variable holds a value dagflow cannot use."""
+
+    exit_code = 2
+
+
+class DeploymentError(DagflowError, ValueError):
+    """A deployment or one of its schedules is wrong; the message names the field."""
 
     exit_code = 2
 

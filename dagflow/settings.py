@@ -7,6 +7,7 @@
 - `DAGFLOW_RESULTS_URL` (`DAGFLOW_HOME/results`): persisted results and cache entries (fsspec).
 - `DAGFLOW_HEARTBEAT_SECONDS` (5): how often a driver refreshes its active runs' heartbeat.
 - `DAGFLOW_CRASH_AFTER_SECONDS` (30): an active run whose heartbeat is older is CRASHED.
+- `DAGFLOW_LATE_AFTER_SECONDS` (60): a scheduled run not started this long after its tick is late.
 
 `load()` reads them all at once, when a run starts or a command runs, and returns a frozen
 `Settings`; the parts of dagflow receive what they need from it (a worker never reads the
@@ -30,6 +31,7 @@ CLUSTER = "DAGFLOW_CLUSTER"
 RESULTS_URL = "DAGFLOW_RESULTS_URL"
 HEARTBEAT_SECONDS = "DAGFLOW_HEARTBEAT_SECONDS"
 CRASH_AFTER_SECONDS = "DAGFLOW_CRASH_AFTER_SECONDS"
+LATE_AFTER_SECONDS = "DAGFLOW_LATE_AFTER_SECONDS"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,7 @@ class Settings:
     results_url: str
     heartbeat_seconds: float = 5.0
     crash_after_seconds: float = 30.0
+    late_after_seconds: float = 60.0
 
     @property
     def sqlite_path(self) -> Path:
@@ -71,6 +74,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         results_url=results.rstrip("/") if results else (home / "results").as_uri(),
         heartbeat_seconds=_seconds(env, HEARTBEAT_SECONDS, 5.0),
         crash_after_seconds=_seconds(env, CRASH_AFTER_SECONDS, 30.0),
+        late_after_seconds=_seconds(env, LATE_AFTER_SECONDS, 60.0),
     )
 
 

@@ -7,6 +7,13 @@
   run; unique on (run_id, task_key, attempt, to_state), which is an event's identity, so a
   transition delivered twice is stored once.
 - `logs`: log records; unique on (run_id, ident), `ident` a hash of the record's identity.
+- `deployments` (keyed by `flow/name`) and `deployment_schedules` (one row per schedule, in
+  order): what `dagflow serve` registered. A flow run created for a deployment names it in
+  `flow_runs.deployment_id` (no foreign key: a removed deployment's runs stay as history), with
+  its tick (`scheduled_time`), its `origin` (schedule, backfill, manual) and its
+  `idempotency_key`, unique, so a tick's run is created once whoever asks. `claimed_by` /
+  `claimed_at` say which serve process claimed it; `cancel_requested` is when someone asked to
+  cancel it (a live driver polls it).
 
 `state_history` and `logs` name their run without a foreign key: they are the hot, append-only
 tables, a key check per row would cost about as much as the insert itself, and the writer only
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -65,11 +73,21 @@ flow_runs = Table(
     Column("entrypoint", String(1024), nullable=True),  # file.py:flow, for `dagflow resume`
     Column("error_type", String(255), nullable=True),
     Column("error", Text, nullable=True),
+    Column("deployment_id", String(512), nullable=True),  # flow/name
+    Column("scheduled_time", Float, nullable=True),  # the tick (or when a manual run was asked)
+    Column("origin", String(32), nullable=True),  # schedule | backfill | manual
+    Column("idempotency_key", String(600), nullable=True),
+    Column("claimed_by", String(255), nullable=True),  # the serve process that claimed the run
+    Column("claimed_at", Float, nullable=True),
+    Column("cancel_requested", Float, nullable=True),
     Index("ix_flow_runs_flow_created", "flow_name", "created"),
     Index("ix_flow_runs_state_created", "state", "created"),
     Index("ix_flow_runs_state_heartbeat", "state", "heartbeat"),
     Index("ix_flow_runs_created", "created"),
     Index("ix_flow_runs_parent", "parent_run_id"),
+    Index("ux_flow_runs_idempotency_key", "idempotency_key", unique=True),
+    Index("ix_flow_runs_state_scheduled", "state", "scheduled_time"),
+    Index("ix_flow_runs_deployment_state", "deployment_id", "state"),
 )
 
 task_runs = Table(
@@ -125,4 +143,40 @@ logs = Table(
     Column("ident", String(32), nullable=False),
     UniqueConstraint("run_id", "ident", name="uq_logs_ident"),
     Index("ix_logs_run_time", "run_id", "time"),
+)
+
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", String(512), primary_key=True),  # flow/name
+    Column("flow_name", String(255), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("entrypoint", String(1024), nullable=False),
+    Column("parameters", Text, nullable=False),  # JSON object
+    Column("cluster", String(512), nullable=True),
+    Column("tags", Text, nullable=False),  # JSON list
+    Column("description", Text, nullable=True),
+    Column("paused", Boolean, nullable=False),
+    Column("max_active_runs", Integer, nullable=False),
+    Column("catchup", Boolean, nullable=False),
+    Column("created", Float, nullable=False),
+    Column("updated", Float, nullable=False),
+    UniqueConstraint("flow_name", "name", name="uq_deployments_flow_name"),
+)
+
+deployment_schedules = Table(
+    "deployment_schedules",
+    metadata,
+    Column(
+        "deployment_id",
+        String(512),
+        ForeignKey("deployments.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("position", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False),  # cron | interval
+    Column("cron", String(255), nullable=True),
+    Column("interval_seconds", Float, nullable=True),
+    Column("anchor", Float, nullable=True),
+    Column("timezone", String(64), nullable=False),
 )

@@ -5,7 +5,9 @@ drains the queue at least every `flush_interval` (200 ms), folds what it took in
 commits it in ONE transaction of bulk statements: flows and flow runs inserted, task runs upserted
 with their latest state, history and logs inserted-or-ignored (unique constraints make a repeated
 event a no-op), and last the flow runs' own state. A run's final state is therefore committed
-together with, never before, the events that preceded it.
+together with, never before, the events that preceded it. A run whose row exists but never
+started (a deployment's SCHEDULED run, created ahead) takes its start's fields on
+`FlowRunStarted`.
 
 When the database is locked or unreachable the batch is kept, retried with exponential backoff
 (capped at `max_backoff`), and grows with the events that keep arriving: nothing is lost while
@@ -271,8 +273,19 @@ class StoreWriter:
         def ignore(stmt: Any) -> Any:
             return stmt.on_conflict_do_nothing()
 
+        def start_run(stmt: Any) -> Any:
+            # A run created before it started (a deployment's SCHEDULED run) becomes this run;
+            # a run that already started once (resumed, or an event delivered twice) is kept.
+            ex = stmt.excluded
+            started = ("flow_version", "parameters", "started", "heartbeat", "cluster_address")
+            return stmt.on_conflict_do_update(
+                index_elements=[flow_runs.c.id],
+                set_={c: ex[c] for c in (*started, "dashboard_link", "entrypoint")},
+                where=flow_runs.c.started.is_(None),
+            )
+
         self._insert_flows = BulkInsert(dialect, flows, FLOW_COLUMNS, keep_version)
-        self._insert_runs = BulkInsert(dialect, flow_runs, RUN_COLUMNS, ignore)
+        self._insert_runs = BulkInsert(dialect, flow_runs, RUN_COLUMNS, start_run)
         self._upsert_tasks = BulkInsert(dialect, task_runs, TASK_COLUMNS, upsert_task)
         self._insert_history = BulkInsert(dialect, state_history, HISTORY_COLUMNS, ignore)
         self._insert_logs = BulkInsert(dialect, logs, LOG_COLUMNS, ignore)
