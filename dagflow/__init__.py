@@ -2,7 +2,7 @@
 
 Write `@task` functions and a `@flow` that calls them; dagflow compiles the flow into Dask graphs,
 runs it on a local or remote Dask cluster, and adds retries, timeouts, recorded states and logs,
-and validated parameters.
+validated parameters, and deployments served on cron and interval schedules (`serve`).
 
 This module is the public surface, and only that: importing it defines nothing and starts
 nothing; the engine, the run history and the clusters load when a flow first runs.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from dagflow.core.deployments import Deployment
 from dagflow.core.graph import TaskFuture, allow_failure, unmapped
 from dagflow.core.runs import FlowRun, LogEvent, StateEvent, TaskRun
 from dagflow.core.states import StateType, Transition
@@ -22,6 +23,7 @@ from dagflow.errors import (
     ClusterError,
     DagflowError,
     DefinitionError,
+    DeploymentError,
     FlowCancelled,
     FlowFailed,
     FlowTimeout,
@@ -35,12 +37,15 @@ from dagflow.errors import (
     UpstreamFailed,
 )
 from dagflow.runtime import get_flow_run, list_flow_runs
+from dagflow.scheduler import serve
 
 __all__ = [
     "CacheContext",
     "ClusterError",
     "DagflowError",
     "DefinitionError",
+    "Deployment",
+    "DeploymentError",
     "Flow",
     "FlowCancelled",
     "FlowFailed",
@@ -68,6 +73,7 @@ __all__ = [
     "get_run_logger",
     "inputs_hash",
     "list_flow_runs",
+    "serve",
     "task",
     "unmapped",
 ]

@@ -1,10 +1,12 @@
 """The `dagflow` command: one module per command group, and one mapping from errors to exits.
 
 ```
-run.py        dagflow run | resume | inspect      (loading.py: FILE.py:FLOW -> the flow;
-runs.py       dagflow runs ls|show, logs           progress.py: the live display;
-cluster.py    dagflow cluster start|info           output.py: JSON, times, states)
-db.py         dagflow db upgrade|info
+run.py          dagflow run | resume | inspect    (loading.py: FILE.py:FLOW -> the flow;
+runs.py         dagflow runs ls|show|cancel, logs  progress.py: the live display;
+cluster.py      dagflow cluster start|info         output.py: JSON, times, states)
+db.py           dagflow db upgrade|info
+serve.py        dagflow serve
+deployments.py  dagflow deployments ls|show|run|pause|resume|rm|backfill
 ```
 
 Every error dagflow raises on purpose carries its exit code (`dagflow.errors`); `DagflowGroup`
@@ -20,9 +22,11 @@ import click
 
 from dagflow.cli.cluster import cluster
 from dagflow.cli.db import db
+from dagflow.cli.deployments import deployments
 from dagflow.cli.output import one_line
 from dagflow.cli.run import inspect_command, resume_command, run
 from dagflow.cli.runs import logs_command, runs
+from dagflow.cli.serve import serve
 from dagflow.errors import DagflowError
 
 
@@ -57,5 +61,7 @@ main.add_command(runs)
 main.add_command(logs_command)
 main.add_command(cluster)
 main.add_command(db)
+main.add_command(serve)
+main.add_command(deployments)
 
 __all__ = ["main"]

@@ -1,8 +1,9 @@
-"""`dagflow runs ls|show` and `dagflow logs`: read the run history.
+"""`dagflow runs ls|show|cancel` and `dagflow logs`: read the run history, cancel a run.
 
 A run is named by its id or a unique prefix of it. These commands only read the database (they
 never start a cluster), through the store's methods; `--json` prints the documented documents
-of `docs/store.md`.
+of `docs/store.md`. `runs cancel` writes a request that the run's driver, in whatever process,
+sees within about a second (a SCHEDULED run is cancelled at once).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from dagflow.cli.output import (
     task_json,
     when,
 )
-from dagflow.core.runs import LogEvent
+from dagflow.core.runs import FlowRun, LogEvent
 from dagflow.core.states import StateType
 from dagflow.store import Store
 
@@ -59,7 +60,7 @@ def runs_ls(flow_name: str | None, state: str | None, limit: int, as_json: bool)
         click.echo("no flow runs recorded")
         return
     table = Table(box=None, header_style="bold")
-    for name in ("ID", "FLOW", "STATE", "STARTED (UTC)", "DURATION", "TASKS"):
+    for name in ("ID", "FLOW", "STATE", "STARTED (UTC)", "DURATION", "TASKS", "DEPLOYMENT"):
         table.add_column(name, no_wrap=True)
     for run in found:
         counts = run.counts()
@@ -69,12 +70,19 @@ def runs_ls(flow_name: str | None, state: str | None, limit: int, as_json: bool)
         table.add_row(
             run.id[:12],
             run.flow_name,
-            state_markup(run.state),
-            when(run.started),
+            state_markup(run.state) + (" [yellow](late)[/]" if run.late else ""),
+            _started(run),
             duration(run.duration),
             tasks,
+            run.deployment or "-",
         )
     console().print(table)
+
+
+def _started(run: FlowRun) -> str:
+    if run.started is None and run.state is StateType.SCHEDULED and run.scheduled_time:
+        return f"due {when(run.scheduled_time)}"
+    return when(run.started)
 
 
 @runs.command("show")
@@ -128,6 +136,18 @@ def runs_show(run: str, as_json: bool) -> None:
     out_console.print(table)
 
 
+@runs.command("cancel")
+@click.argument("run")
+def runs_cancel(run: str) -> None:
+    """Cancel a run (RUN: its id or a unique prefix), from any process: a SCHEDULED run is
+    cancelled at once; a running one's driver cancels its work within about a second."""
+    run_id, state = runtime.default_store().request_cancel(run)
+    if state is StateType.CANCELLED:
+        click.echo(f"run {run_id} cancelled")
+    else:
+        click.echo(f"run {run_id} ({state}): cancel requested; its driver stops it shortly")
+
+
 @click.command("logs")
 @click.argument("run")
 @click.option("--task", "task", help="Only records of this task (name or key).")
@@ -136,17 +156,17 @@ def logs_command(run: str, task: str | None, follow: bool) -> None:
     """Print the log records of a run (RUN: its id or a unique prefix)."""
     store = runtime.default_store()
     run_id = store.resolve(run)
-    last = _print_logs(store, run_id, task, 0)
+    last = print_logs(store, run_id, task, 0)
     while follow:
         state = store.run_state(run_id)
         done = state is None or state.is_final
         time.sleep(0 if done else FOLLOW_POLL_SECONDS)
-        last = _print_logs(store, run_id, task, last)
+        last = print_logs(store, run_id, task, last)
         if done:
             return
 
 
-def _print_logs(store: Store, run_id: str, task: str | None, after: int) -> int:
+def print_logs(store: Store, run_id: str, task: str | None, after: int) -> int:
     for row_id, ev in store.logs_after(run_id, task, after):
         click.echo(format_log(ev))
         after = row_id

@@ -138,12 +138,12 @@ class Store:
     def save_deployments(self, items: Sequence[Deployment]) -> list[str]:
         """Register deployments (upsert by `flow/name`); returns those whose schedules changed.
 
-        A changed deployment's future, unclaimed ticks are cancelled: new ones follow.
+        A changed deployment's future, unclaimed ticks are deleted: new ones follow.
         """
         now = time.time()
         changed = deployment_rows.save(self.engine, list(items), now)
         if changed:
-            ticks.cancel_future(self.engine, changed, now, "the deployment's schedules changed")
+            ticks.unschedule(self.engine, changed, now, "schedule")
         return changed
 
     def deployments(self, refs: Sequence[str] | None = None) -> list[DeploymentInfo]:
@@ -156,13 +156,22 @@ class Store:
         """One registered deployment by `flow/name` (or a name unique across flows)."""
         return self.deployments([ref])[0].deployment
 
+    def deployment_rows(self, ids: Sequence[str]) -> dict[str, Deployment]:
+        """The registered deployments among `ids` (full names), in one query."""
+        with self.reader.connect() as conn:
+            return {k: dep for k, (dep, _) in deployment_rows.load(conn, list(ids)).items()}
+
     def set_paused(self, ref: str, paused: bool) -> str:
-        return deployment_rows.set_paused(self.engine, ref, paused)
+        """Pause (its upcoming ticks are dropped, none are created) or resume a deployment."""
+        full = deployment_rows.set_paused(self.engine, ref, paused)
+        if paused:
+            ticks.unschedule(self.engine, [full], time.time(), "schedule")
+        return full
 
     def remove_deployment(self, ref: str) -> str:
-        """Forget a deployment; its runs not started yet end CANCELLED, the others stay."""
+        """Forget a deployment; its runs not started yet are dropped, the others stay."""
         full = deployment_rows.remove(self.engine, ref)
-        ticks.cancel_future(self.engine, [full], None, "the deployment was removed")
+        ticks.unschedule(self.engine, [full], None, None)
         return full
 
     # ------------------------------------------------------------------ scheduled runs
@@ -178,9 +187,15 @@ class Store:
         return ticks.skip_missed(self.engine, now)
 
     def claim_due(
-        self, served_by: str, now: float, capacity: int, reclaim_after: float = 60.0
+        self,
+        served_by: str,
+        now: float,
+        capacity: int,
+        reclaim_after: float = 60.0,
+        deployment_ids: Sequence[str] | None = None,
     ) -> list[Claimed]:
-        return ticks.claim_due(self.engine, served_by, now, capacity, reclaim_after)
+        """Claim up to `capacity` due runs (of `deployment_ids` only, when given)."""
+        return ticks.claim_due(self.engine, served_by, now, capacity, reclaim_after, deployment_ids)
 
     def take_run(self, run_id: str, served_by: str) -> bool:
         return ticks.take(self.engine, run_id, served_by, time.time())

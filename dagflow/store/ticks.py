@@ -22,13 +22,12 @@ The life of a deployment's run, and the one statement that decides each step:
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from dagflow.core.deployments import Deployment
@@ -112,6 +111,9 @@ def last_ticks(engine: Engine, deployment_ids: list[str]) -> dict[str, float]:
                 .where(
                     flow_runs.c.deployment_id.in_(deployment_ids),
                     flow_runs.c.origin == "schedule",
+                    # ticks cancelled unstarted (a pause, a schedule change) are planned again;
+                    # their keys still exist, so none is created twice
+                    or_(flow_runs.c.state != S.CANCELLED.value, flow_runs.c.started.is_not(None)),
                 )
                 .group_by(flow_runs.c.deployment_id)
             )
@@ -154,7 +156,12 @@ def skip_missed(engine: Engine, now: float) -> list[str]:
 
 
 def claim_due(
-    engine: Engine, served_by: str, now: float, capacity: int, reclaim_after: float
+    engine: Engine,
+    served_by: str,
+    now: float,
+    capacity: int,
+    reclaim_after: float,
+    deployment_ids: Sequence[str] | None = None,
 ) -> list[Claimed]:
     """Claim up to `capacity` due runs for `served_by` (see the module docstring)."""
     if capacity <= 0:
@@ -165,7 +172,7 @@ def claim_due(
         if not pg:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         try:
-            claimed = _claim(conn, served_by, now, capacity, stale, pg)
+            claimed = _claim(conn, served_by, now, capacity, stale, pg, deployment_ids)
             conn.commit()
         except BaseException:
             conn.rollback()
@@ -174,7 +181,13 @@ def claim_due(
 
 
 def _claim(
-    conn: Connection, served_by: str, now: float, capacity: int, stale: float, pg: bool
+    conn: Connection,
+    served_by: str,
+    now: float,
+    capacity: int,
+    stale: float,
+    pg: bool,
+    deployment_ids: Sequence[str] | None,
 ) -> list[Claimed]:
     paused_ticks = and_(deployments.c.paused.is_(True), flow_runs.c.origin == "schedule")
     query = (
@@ -189,6 +202,8 @@ def _claim(
         .order_by(flow_runs.c.scheduled_time, flow_runs.c.id)
         .limit(max(capacity * 4, 64))
     )
+    if deployment_ids is not None:
+        query = query.where(flow_runs.c.deployment_id.in_(list(deployment_ids)))
     if pg:
         query = query.with_for_update(skip_locked=True, of=flow_runs)
     candidates = list(conn.execute(query))
@@ -368,18 +383,32 @@ def _chunks(rows: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]
     return [rows[i : i + size] for i in range(0, len(rows), size)]
 
 
-def cancel_future(
-    engine: Engine, deployment_ids: list[str], after: float | None, message: str
-) -> list[str]:
-    """End CANCELLED the unclaimed SCHEDULED runs of deployments (those after `after` only,
-    when given): ticks of schedules that no longer apply."""
+def unschedule(
+    engine: Engine, deployment_ids: list[str], after: float | None, origin: str | None
+) -> int:
+    """Delete the unclaimed SCHEDULED runs of deployments (with ticks after `after`, of
+    `origin`, when given): runs that never started and no longer apply (a pause, a schedule
+    change, a removal). Deleted, not cancelled, so their ticks can be created again later."""
     query = select(flow_runs.c.id).where(
         flow_runs.c.deployment_id.in_(deployment_ids),
         flow_runs.c.state == S.SCHEDULED.value,
         flow_runs.c.claimed_by.is_(None),
     )
     if after is not None:
-        query = query.where(flow_runs.c.scheduled_time > after, flow_runs.c.origin == "schedule")
+        query = query.where(flow_runs.c.scheduled_time > after)
+    if origin is not None:
+        query = query.where(flow_runs.c.origin == origin)
+    deleted = 0
     with engine.begin() as conn:
-        ids = list(conn.scalars(query))
-        return _end_scheduled(conn, ids, S.CANCELLED, message, time.time(), None) if ids else []
+        for run_id in list(conn.scalars(query)):
+            gone = conn.execute(
+                delete(flow_runs).where(
+                    flow_runs.c.id == run_id,
+                    flow_runs.c.state == S.SCHEDULED.value,
+                    flow_runs.c.claimed_by.is_(None),
+                )
+            ).rowcount
+            if gone:
+                conn.execute(delete(state_history).where(state_history.c.run_id == run_id))
+                deleted += 1
+    return deleted
