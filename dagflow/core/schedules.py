@@ -22,6 +22,7 @@ A bad cron string, time zone or interval raises `DeploymentError` naming the fie
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -174,7 +175,8 @@ class IntervalSchedule:
     def next_after(self, instant: float) -> float:
         every = round(self.every * US)
         anchor = round(self.anchor * US)
-        now = int(instant * US // 1)  # floor, so an instant on the grid counts as passed
+        # to the nearest microsecond, so a tick handed back in (a float) counts as passed
+        now = math.floor(instant * US + 0.5)
         steps = (now - anchor) // every + 1
         return (anchor + steps * every) / US
 
@@ -197,7 +199,7 @@ def wall_to_instant(wall: datetime, tz: ZoneInfo) -> float:
         return instant  # it exists (the earlier of two, if it happens twice)
     # In a gap: fold=0 and fold=1 bracket the transition; find its instant (whole seconds).
     lo, hi = sorted((instant, wall.replace(tzinfo=tz, fold=1).timestamp()))
-    before = tz.utcoffset(datetime.fromtimestamp(lo, UTC).replace(tzinfo=None))
+    before = datetime.fromtimestamp(lo, tz).utcoffset()
     lo_s, hi_s = int(lo), int(hi) + 1
     while hi_s - lo_s > 1:
         mid = (lo_s + hi_s) // 2

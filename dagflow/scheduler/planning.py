@@ -63,7 +63,11 @@ class Planner:
         if until < now:
             if dep.catchup:
                 missed = dep.ticks(until, now, opts.catchup_cap)
-                until = missed[-1] if len(missed) == opts.catchup_cap else now
+                if len(missed) == opts.catchup_cap:  # more to come: the rest at the next look
+                    self.until[key] = missed[-1]
+                    self.refill_at[key] = now
+                    return missed
+                until = now
             else:
                 missed = _latest(dep, until, now)
                 until = now
@@ -78,9 +82,7 @@ class Planner:
         self.until[key] = until
         ahead += upcoming
         self.ahead[key] = ahead
-        if missed and dep.catchup and len(missed) == opts.catchup_cap:
-            refill = now  # more missed ticks to create: look again at once
-        elif len(ahead) >= opts.horizon_ticks:
+        if len(ahead) >= opts.horizon_ticks:
             refill = ahead[0]  # enough ahead: look again when the first is due
         else:
             later = dep.next_fire(until)  # when the next one enters the horizon, or is due
