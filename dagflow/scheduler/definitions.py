@@ -177,7 +177,10 @@ def _jsonable(full_name: str, values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _fields(exc: ParameterError) -> str:
-    return str(exc).split(": ", 1)[1] if ": " in str(exc) else str(exc)
+    """The field-by-field part of a `ParameterError` (the deployment is named by the caller)."""
+    text = str(exc)
+    prefix = f"invalid parameters for flow {exc.flow_name!r}: "
+    return text[len(prefix) :] if text.startswith(prefix) else text
 
 
 def load_checked(dep: Deployment) -> tuple[Deployment, Flow]:
@@ -293,7 +296,8 @@ def _relative(entrypoint: str, base: Path) -> str:
 
 
 def _yaml_error(exc: pydantic.ValidationError, data: Any) -> str:
-    err = exc.errors(include_url=False)[0]
+    errors = exc.errors(include_url=False)
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = list(err["loc"])
     parts: list[str] = []
     if len(loc) >= 2 and loc[0] == "deployments" and isinstance(loc[1], int):
