@@ -5,7 +5,9 @@ inspected: one with tables but no `dagflow_alembic_version` is not a dagflow dat
 revision this code does not know was written by a newer dagflow, a file SQLite cannot read is
 corrupted or foreign; each is refused with a one-line `StoreError` and left as it was. Only then
 is an SQLite file switched to WAL mode and an empty or older dagflow database upgraded to the
-code's head revision (Alembic, configured in code: no alembic.ini is looked up).
+code's head revision (Alembic, configured in code: no alembic.ini is looked up), under a lock
+(PostgreSQL: an advisory lock; SQLite: its write lock) so that processes opening a new database
+at the same moment upgrade it once.
 
 Every SQLite connection gets a busy timeout and foreign keys; PostgreSQL goes through psycopg 3.
 """
@@ -21,7 +23,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, event, inspect
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError, NoSuchModuleError, SQLAlchemyError
 
@@ -31,6 +33,7 @@ from dagflow.store.settings import display_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 5000
+UPGRADE_LOCK = 0x646167666C6F77  # pg_advisory_xact_lock key held while upgrading ("dagflow")
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +144,17 @@ def upgrade(engine: Engine) -> SchemaStatus:
     if not status.up_to_date:
         try:
             with engine.begin() as conn:
-                command.upgrade(alembic_config(conn), "head")
+                # Several processes may open a new database at once (two `dagflow serve`):
+                # one upgrades, under a lock; the others then find it done.
+                if engine.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK})
+                else:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                current = MigrationContext.configure(
+                    conn, opts={"version_table": VERSION_TABLE}
+                ).get_current_revision()
+                if current != status.head:
+                    command.upgrade(alembic_config(conn), "head")
         except DBAPIError as exc:
             where = display_url(engine.url)
             raise StoreError(

@@ -107,3 +107,19 @@ def test_unreachable_postgres_is_a_one_line_error() -> None:
         open_store("postgresql+psycopg://postgres@127.0.0.1:1/nothing")
     assert str(info.value).startswith("cannot open the dagflow database postgresql+psycopg://")
     assert "\n" not in str(info.value)
+
+
+def test_processes_opening_a_new_database_at_once_upgrade_it_once(db_url: str) -> None:
+    """Two `dagflow serve` processes started together on a fresh database both come up."""
+    import subprocess
+    import sys
+
+    code = f"from dagflow.store import open_store; open_store({db_url!r}).close(); print('ok')"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    outcomes = [p.communicate(timeout=120) for p in procs]
+    assert [out.strip() for out, _ in outcomes] == ["ok"] * 3, [err[-500:] for _, err in outcomes]
