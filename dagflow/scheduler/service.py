@@ -7,8 +7,9 @@ One loop, about every `poll` seconds (sooner when a tick is due):
 2. create the ticks the planner says are due (`planning.py`), each once by idempotency key;
 3. end the due ticks that catchup=false deployments skip (a later tick is due);
 4. claim due runs of its deployments, within `limit` running children and each deployment's
-   `max_active_runs`, and start one child process per run (`child.py`), passing it the cluster:
-   the shared LocalCluster's address for the default local cluster, else the deployment's name;
+   `max_active_runs`, and start one child process per run (`child.py`, forked from a warm fork
+   server: `processes.py`), passing it the cluster: the shared LocalCluster's address for the
+   default local cluster, else the deployment's cluster name;
 5. reap children that ended and log how their runs ended. A child that could not start its run
    (the flow's file no longer imports, parameters no longer valid) is logged as that one line;
    the deployment stays served, and the others keep running on time.
@@ -26,19 +27,18 @@ import math
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dagflow.core.deployments import Deployment
 from dagflow.scheduler import child as child_module
 from dagflow.scheduler.planning import Planner, PlanOptions
+from dagflow.scheduler.processes import ForkServer
 
 if TYPE_CHECKING:
     from dagflow.store import Claimed, Store
@@ -67,27 +67,16 @@ class Child:
     started: float
 
 
-Spawn = Callable[["Claimed", Served, str], Any]
-
-
 def serve_id() -> str:
     """This process's name in `claimed_by`: host, pid and a random part (pids get reused)."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def spawn_child(claimed: Claimed, served: Served, served_by: str) -> subprocess.Popen[bytes]:
-    """Start `python -m dagflow.scheduler.child` for one claimed run, in its own session."""
-    command = [
-        sys.executable,
-        "-m",
-        child_module.__name__,
-        claimed.run_id,
-        "--served-by",
-        served_by,
-        "--cluster",
-        served.cluster,
-    ]
-    return subprocess.Popen(command, start_new_session=True, stdin=subprocess.DEVNULL)
+class Spawn(Protocol):
+    """Starts the child process of one claimed run (`processes.py`); returns a handle with
+    `poll()`, `pid` and `send_signal(sig)`."""
+
+    def __call__(self, run_id: str, served_by: str, cluster: str) -> Any: ...
 
 
 class Server:
@@ -103,7 +92,7 @@ class Server:
         refresh: float = 2.0,
         reclaim_after: float = 60.0,
         plan: PlanOptions | None = None,
-        spawn: Spawn = spawn_child,
+        spawn: Spawn | None = None,
         served_by: str | None = None,
     ) -> None:
         self.store = store
@@ -113,6 +102,10 @@ class Server:
         self.refresh = refresh
         self.reclaim_after = reclaim_after
         self.planner = Planner(plan or PlanOptions())
+        self._fork_server: ForkServer | None = None
+        if spawn is None:
+            self._fork_server = ForkServer()
+            spawn = self._fork_server.start
         self.spawn = spawn
         self.served_by = served_by or serve_id()
         self.children: dict[str, Child] = {}
@@ -156,6 +149,8 @@ class Server:
             self._signal(signal.SIGTERM, None)
 
     def _register(self) -> None:
+        if self._fork_server is not None:
+            self._fork_server.warm_up()
         deployments = [s.deployment for s in self.served.values()]
         changed = set(self.store.save_deployments(deployments))
         last = self.store.last_ticks(list(self.served))
@@ -178,6 +173,8 @@ class Server:
                     self.served_by, now, capacity, self.reclaim_after, list(self.served)
                 )
                 for item in claimed:
+                    if self.stopping:
+                        break  # Ctrl-C came meanwhile: what is left is given back on the way out
                     self._start(item)
             self._errors = 0
         except Exception as exc:  # a busy or unreachable database: try again next loop
@@ -221,7 +218,7 @@ class Server:
         if served is None:
             return
         try:
-            process = self.spawn(claimed, served, self.served_by)
+            process = self.spawn(claimed.run_id, self.served_by, served.cluster)
         except OSError as exc:
             log.error("run %s: cannot start its process: %s", claimed.run_id, exc)
             return

@@ -7,6 +7,7 @@ LocalCluster (worker processes) and one child process per run. All are stopped b
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections import Counter
@@ -104,7 +105,7 @@ def test_serve_runs_every_tick_and_a_restart_misses_and_repeats_none(
     assert set(per_tick.values()) == {1}, per_tick  # never twice
     ticks = [r.scheduled_time for r in done]
     assert all(t is not None for t in ticks)
-    gaps = {round(b - a, 3) for a, b in zip(ticks, ticks[1:], strict=False)}  # type: ignore[operator]
+    gaps = {round(b - a, 3) for a, b in itertools.pairwise(ticks)}  # type: ignore[operator]
     assert gaps == {2.0}, ticks  # none missed, downtime included (catchup)
     assert all(r.state is S.COMPLETED for r in done), [(r.id, r.state, r.error) for r in done]
     # every run was claimed by one of the two serve processes and ran on its shared cluster
@@ -149,7 +150,7 @@ def test_two_serve_processes_on_one_postgres_database_run_every_tick_once(
         assert [h.to_state for h in full.history].count(S.RUNNING) == 1, full.history
         assert len(full.task_runs) == 1
     ticks = [r.scheduled_time for r in started if r.scheduled_time and r.scheduled_time > begun]
-    assert {round(b - a, 3) for a, b in zip(ticks, ticks[1:], strict=False)} <= {1.0, 2.0, 3.0}
+    assert {round(b - a, 3) for a, b in itertools.pairwise(ticks)} <= {1.0, 2.0, 3.0}
     assert all(r.state is S.COMPLETED for r in started), [(r.state, r.error) for r in started]
     servers = Counter(r.served_by for r in started)
     print("runs per serve process:", dict(servers))
@@ -265,9 +266,11 @@ deployments:
         (r for r in finished(runs_of(store, "tick/steady")) if (r.scheduled_time or 0) > broke + 1),
         key=lambda r: r.scheduled_time or 0.0,
     )
-    assert all(r.state is S.COMPLETED for r in steady)
+    assert all(r.state is S.COMPLETED for r in steady), [
+        (r.state, r.error, r.scheduled_time, r.started) for r in steady
+    ]
     ticks = [r.scheduled_time or 0.0 for r in steady]
-    assert {round(b - a, 3) for a, b in zip(ticks, ticks[1:], strict=False)} == {2.0}
+    assert {round(b - a, 3) for a, b in itertools.pairwise(ticks)} == {2.0}
     late = max(r.started - (r.scheduled_time or 0.0) for r in steady if r.started)
     print(f"steady runs started at most {late:.2f}s after their tick")
     assert late < 10
