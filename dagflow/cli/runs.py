@@ -60,22 +60,24 @@ def runs_ls(flow_name: str | None, state: str | None, limit: int, as_json: bool)
         click.echo("no flow runs recorded")
         return
     table = Table(box=None, header_style="bold")
-    for name in ("ID", "FLOW", "STATE", "STARTED (UTC)", "DURATION", "TASKS", "DEPLOYMENT"):
+    deployed = any(run.deployment for run in found)  # a column only when it says something
+    columns = ("ID", "FLOW", "STATE", "STARTED (UTC)", "DURATION", "TASKS")
+    for name in (*columns, "DEPLOYMENT") if deployed else columns:
         table.add_column(name, no_wrap=True)
     for run in found:
         counts = run.counts()
         done = sum(n for s, n in counts.items() if s.is_final)
         failed = sum(n for s, n in counts.items() if s.is_failure)
         tasks = f"{done}/{len(run.task_runs)}" + (f" ({failed} failed)" if failed else "")
-        table.add_row(
+        row = [
             run.id[:12],
             run.flow_name,
             state_markup(run.state) + (" [yellow](late)[/]" if run.late else ""),
             _started(run),
             duration(run.duration),
             tasks,
-            run.deployment or "-",
-        )
+        ]
+        table.add_row(*row, *([run.deployment or "-"] if deployed else []))
     console().print(table)
 
 
