@@ -36,8 +36,10 @@ def serve(*deployments: Deployment, limit: int = 10) -> int:
     from dagflow.scheduler import child
     from dagflow.scheduler.definitions import load_checked
 
-    if child.LOADING:
-        log.warning("serve() called while a run's child process imports its flow: ignored")
+    if child.LOADING or _in_child_process():
+        # a file calling serve() without `if __name__ == "__main__":` is imported again by the
+        # processes serve starts (a run's child, the cluster's workers): serve only once
+        log.debug("serve() called while a child process imports the flow's file: ignored")
         return 0
     if not deployments:
         raise DeploymentError("serve: give at least one deployment (flow.to_deployment(...))")
@@ -109,3 +111,13 @@ def _start_ignoring_ctrl_c(start: Callable[[], T]) -> T:
         return start()
     finally:
         signal.signal(signal.SIGINT, old)
+
+
+def _in_child_process() -> bool:
+    """True in a process that multiprocessing started (it imports the main file again)."""
+    import multiprocessing
+
+    # `_inheriting` is set while a spawned process imports the main file (multiprocessing's
+    # own check for a missing `if __name__ == "__main__":` reads it too)
+    inheriting = getattr(multiprocessing.current_process(), "_inheriting", False)
+    return bool(inheriting) or multiprocessing.parent_process() is not None

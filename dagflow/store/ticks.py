@@ -264,7 +264,7 @@ def take(engine: Engine, run_id: str, served_by: str, now: float) -> bool:
                 flow_runs.c.claimed_by == served_by,
                 flow_runs.c.cancel_requested.is_(None),
             )
-            .values(state=S.PENDING.value, heartbeat=now, claimed_at=now)
+            .values(state=S.PENDING.value, heartbeat=now)
         ).rowcount
     return changed == 1
 

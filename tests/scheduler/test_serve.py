@@ -274,3 +274,49 @@ deployments:
     late = max(r.started - (r.scheduled_time or 0.0) for r in steady if r.started)
     print(f"steady runs started at most {late:.2f}s after their tick")
     assert late < 10
+
+
+SCRIPT = """
+import dagflow
+from dagflow import flow
+
+@flow
+def py_tick(n: int = 1) -> int:
+    return n * 10
+
+# no `if __name__ == "__main__":` guard on purpose: the run's child process imports this file,
+# and serve() must not start a second service there
+dagflow.serve(py_tick.to_deployment("py", interval=2, parameters={"n": 2}), limit=2)
+"""
+
+
+def test_the_python_api_serves_like_the_cli(
+    workdir: Path, sqlite_url: str, processes: list[ServeProcess]
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    script = workdir / "pyserve.py"
+    script.write_text(SCRIPT)
+    env = environment(workdir / "home", sqlite_url)
+    log = (workdir / "py.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        store = open_store(sqlite_url)
+        wait_until(lambda: len(finished(runs_of(store, "py_tick/py"))) >= 2, 120, "two runs")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+        log.close()
+    runs = finished(runs_of(store, "py_tick/py"))
+    assert all(r.state is S.COMPLETED for r in runs)
+    assert runs[0].parameters == {"n": 2}
+    text = (workdir / "py.log").read_text()
+    assert text.count("serving 1 deployment(s)") <= 1  # the library configures no logging...
+    assert store.deployment("py_tick/py").entrypoint == f"{script.resolve()}:py_tick"
