@@ -3,13 +3,14 @@
 One loop, about every `poll` seconds (sooner when a tick is due):
 
 1. every `refresh` seconds, re-read its deployments' rows: a paused one gets no new ticks (and
-   its runs not started were cancelled by `deployments pause`), a removed one is dropped;
-2. create the ticks the planner says are due (`planning.py`), each once by idempotency key;
-3. end the due ticks that catchup=false deployments skip (a later tick is due);
-4. claim due runs of its deployments, within `limit` running children and each deployment's
+   its upcoming ticks were dropped by `deployments pause`), a removed one is no longer served;
+2. end the due ticks that catchup=false deployments skip (a later tick is due);
+3. claim due runs of its deployments, within `limit` running children and each deployment's
    `max_active_runs`, and start one child process per run (`child.py`, forked from a warm fork
    server: `processes.py`), passing it the cluster: the shared LocalCluster's address for the
    default local cluster, else the deployment's cluster name;
+4. create the ticks the planner says are due (`planning.py`), each once by idempotency key (and
+   claim again if one of them is due already);
 5. reap children that ended and log how their runs ended. A child that could not start its run
    (the flow's file no longer imports, parameters no longer valid) is logged as that one line;
    the deployment stays served, and the others keep running on time.
@@ -165,23 +166,30 @@ class Server:
         try:
             if now - self._last_refresh >= self.refresh:
                 self._refresh(now)
-            self._plan(now)
-            self.store.skip_missed(now)
-            capacity = self.limit - len(self.children)
-            if capacity > 0 and not self.stopping:
-                claimed = self.store.claim_due(
-                    self.served_by, now, capacity, self.reclaim_after, list(self.served)
-                )
-                for item in claimed:
-                    if self.stopping:
-                        break  # Ctrl-C came meanwhile: what is left is given back on the way out
-                    self._start(item)
+            # Claim what is due before planning further ahead (planning 1,000 deployments'
+            # next ticks takes a while); claim again if planning created a tick already due.
+            self._claim(now)
+            if self._plan(now) <= now:
+                self._claim(now)
             self._errors = 0
         except Exception as exc:  # a busy or unreachable database: try again next loop
             self._errors += 1
             level = logging.WARNING if self._errors in (1, 10) or self._errors % 100 == 0 else 0
             if level:
                 log.warning("scheduler loop failed (%d in a row), retrying: %s", self._errors, exc)
+
+    def _claim(self, now: float) -> None:
+        self.store.skip_missed(now)
+        capacity = self.limit - len(self.children)
+        if capacity <= 0 or self.stopping:
+            return
+        claimed = self.store.claim_due(
+            self.served_by, now, capacity, self.reclaim_after, list(self.served)
+        )
+        for item in claimed:
+            if self.stopping:
+                break  # Ctrl-C came meanwhile: what is left is given back on the way out
+            self._start(item)
 
     def _refresh(self, now: float) -> None:
         self._last_refresh = now
@@ -197,7 +205,8 @@ class Server:
                 log.info("deployment %s %s", name, "paused" if dep.paused else "resumed")
             self.served[name] = Served(dep, old.cluster)
 
-    def _plan(self, now: float) -> None:
+    def _plan(self, now: float) -> float:
+        """Create the ticks the planner says are due; returns the earliest created (or inf)."""
         from dagflow.store import NewRun
 
         runs: list[NewRun] = []
@@ -209,9 +218,11 @@ class Server:
             for tick in self.planner.due(dep, now):
                 key = dep.idempotency_key(tick)
                 runs.append(NewRun(dep, tick, "schedule", key, dict(dep.parameters)))
-        if runs:
-            created = self.store.create_runs(runs)
-            log.debug("%d tick(s) planned, %d created", len(runs), len(created))
+        if not runs:
+            return math.inf
+        created = self.store.create_runs(runs)
+        log.debug("%d tick(s) planned, %d created", len(runs), len(created))
+        return min(run.scheduled_time for run in runs) if created else math.inf
 
     def _start(self, claimed: Claimed) -> None:
         served = self.served.get(claimed.deployment_id)
