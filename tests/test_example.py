@@ -132,3 +132,17 @@ def test_the_readme_command_runs_the_example(tmp_path: Path) -> None:
     assert f"result: {expected_rows(100)}" in out
     assert "rates file is locked; the task will retry" in out + err
     assert count_orders(db) == expected_rows(100)
+
+
+SCHEDULED = Path(__file__).resolve().parents[1] / "examples" / "dagflow.yaml"
+
+
+def test_the_example_deployments_load_and_check() -> None:
+    from dagflow.scheduler.definitions import load_yaml
+
+    loaded = load_yaml(SCHEDULED)
+    names = [dep.full_name for dep, _ in loaded]
+    assert names == ["report/every-minute", "cleanup/nightly"]
+    nightly = loaded[1][0]
+    assert nightly.schedules[0].spec() == {"cron": "30 2 * * *", "timezone": "Europe/Paris"}
+    assert loaded[0][1].validate_parameters(loaded[0][0].parameters)["size"] == 20
