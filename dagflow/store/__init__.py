@@ -143,7 +143,7 @@ class Store:
         now = time.time()
         changed = deployment_rows.save(self.engine, list(items), now)
         if changed:
-            ticks.unschedule(self.engine, changed, now, "schedule")
+            deployment_rows.unschedule(self.engine, changed, now, "schedule")
         return changed
 
     def deployments(self, refs: Sequence[str] | None = None) -> list[DeploymentInfo]:
@@ -165,13 +165,13 @@ class Store:
         """Pause (its upcoming ticks are dropped, none are created) or resume a deployment."""
         full = deployment_rows.set_paused(self.engine, ref, paused)
         if paused:
-            ticks.unschedule(self.engine, [full], time.time(), "schedule")
+            deployment_rows.unschedule(self.engine, [full], time.time(), "schedule")
         return full
 
     def remove_deployment(self, ref: str) -> str:
         """Forget a deployment; its runs not started yet are dropped, the others stay."""
         full = deployment_rows.remove(self.engine, ref)
-        ticks.unschedule(self.engine, [full], None, None)
+        deployment_rows.unschedule(self.engine, [full], None, None)
         return full
 
     # ------------------------------------------------------------------ scheduled runs

@@ -3,7 +3,8 @@
 A deployment row is keyed by `flow/name`; its schedules are rows of `deployment_schedules`, in
 order, replaced whole when the deployment is saved again. Saving is an upsert, so two serve
 processes registering the same deployments agree, and it reports which deployments' schedules
-changed: their future ticks (created for the old schedules) are cancelled by the caller.
+changed: their upcoming ticks (created for the old schedules) are dropped (`unschedule`), as are
+a paused deployment's and a removed one's runs that never started.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dagflow.core.schedules import CronSchedule, IntervalSchedule, Schedule
 from dagflow.core.states import StateType
 from dagflow.errors import StoreError
 from dagflow.store.encoding import decode_parameters, encode_parameters
-from dagflow.store.schema import deployment_schedules, deployments, flow_runs
+from dagflow.store.schema import deployment_schedules, deployments, flow_runs, state_history
 
 S = StateType
 
@@ -227,3 +228,34 @@ def remove(engine: Engine, ref: str) -> str:
         )
         conn.execute(delete(deployments).where(deployments.c.id == full))
     return full
+
+
+def unschedule(
+    engine: Engine, deployment_ids: list[str], after: float | None, origin: str | None
+) -> int:
+    """Delete the unclaimed SCHEDULED runs of deployments (with ticks after `after`, of
+    `origin`, when given): runs that never started and no longer apply (a pause, a schedule
+    change, a removal). Deleted, not cancelled, so their ticks can be created again later."""
+    query = select(flow_runs.c.id).where(
+        flow_runs.c.deployment_id.in_(deployment_ids),
+        flow_runs.c.state == S.SCHEDULED.value,
+        flow_runs.c.claimed_by.is_(None),
+    )
+    if after is not None:
+        query = query.where(flow_runs.c.scheduled_time > after)
+    if origin is not None:
+        query = query.where(flow_runs.c.origin == origin)
+    deleted = 0
+    with engine.begin() as conn:
+        for run_id in list(conn.scalars(query)):
+            gone = conn.execute(
+                delete(flow_runs).where(
+                    flow_runs.c.id == run_id,
+                    flow_runs.c.state == S.SCHEDULED.value,
+                    flow_runs.c.claimed_by.is_(None),
+                )
+            ).rowcount
+            if gone:
+                conn.execute(delete(state_history).where(state_history.c.run_id == run_id))
+                deleted += 1
+    return deleted

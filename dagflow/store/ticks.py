@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from dagflow.core.deployments import Deployment
@@ -381,34 +381,3 @@ def _history(
 
 def _chunks(rows: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
     return [rows[i : i + size] for i in range(0, len(rows), size)]
-
-
-def unschedule(
-    engine: Engine, deployment_ids: list[str], after: float | None, origin: str | None
-) -> int:
-    """Delete the unclaimed SCHEDULED runs of deployments (with ticks after `after`, of
-    `origin`, when given): runs that never started and no longer apply (a pause, a schedule
-    change, a removal). Deleted, not cancelled, so their ticks can be created again later."""
-    query = select(flow_runs.c.id).where(
-        flow_runs.c.deployment_id.in_(deployment_ids),
-        flow_runs.c.state == S.SCHEDULED.value,
-        flow_runs.c.claimed_by.is_(None),
-    )
-    if after is not None:
-        query = query.where(flow_runs.c.scheduled_time > after)
-    if origin is not None:
-        query = query.where(flow_runs.c.origin == origin)
-    deleted = 0
-    with engine.begin() as conn:
-        for run_id in list(conn.scalars(query)):
-            gone = conn.execute(
-                delete(flow_runs).where(
-                    flow_runs.c.id == run_id,
-                    flow_runs.c.state == S.SCHEDULED.value,
-                    flow_runs.c.claimed_by.is_(None),
-                )
-            ).rowcount
-            if gone:
-                conn.execute(delete(state_history).where(state_history.c.run_id == run_id))
-                deleted += 1
-    return deleted
