@@ -18,7 +18,7 @@ from rich.table import Table
 from dagflow import runtime
 from dagflow.cli.output import console, echo_json, iso, one_line, state_markup, when
 from dagflow.cli.runs import print_logs
-from dagflow.core.schedules import parse_instant
+from dagflow.core.schedules import CronSchedule, Schedule, parse_instant
 from dagflow.core.states import StateType
 from dagflow.entrypoints import load_flow
 from dagflow.errors import DeploymentError
@@ -73,23 +73,31 @@ def ls(as_json: bool) -> None:
         click.echo("no deployments registered (start one with: dagflow serve FILE.py:FLOW ...)")
         return
     table = Table(box=None, header_style="bold")
-    for name in ("DEPLOYMENT", "SCHEDULES", "PAUSED", "NEXT RUN (UTC)", "LAST RUN"):
-        table.add_column(name, no_wrap=name != "SCHEDULES")
+    for name in ("DEPLOYMENT", "SCHEDULES", "PAUSED", "NEXT (UTC)", "LAST RUN"):
+        table.add_column(
+            name, no_wrap=name != "SCHEDULES", min_width=12 if name == "SCHEDULES" else None
+        )
     for info in found:
         dep = info.deployment
         last = (
-            f"{info.last_run_id[:12]} {state_markup(info.last_run_state)}"
+            f"{info.last_run_id[:8]} {state_markup(info.last_run_state)}"
             if info.last_run_id and info.last_run_state
             else "-"
         )
         table.add_row(
             dep.full_name,
-            "; ".join(s.describe() for s in dep.schedules) or "-",
+            "; ".join(_short(s) for s in dep.schedules) or "-",
             "yes" if dep.paused else "no",
-            when(info.next_run),
+            when(info.next_run)[:16],
             last,
         )
     console().print(table)
+
+
+def _short(schedule: Schedule) -> str:
+    if isinstance(schedule, CronSchedule):
+        return f"{schedule.cron} {schedule.timezone}"
+    return f"every {schedule.every:g}s"
 
 
 @deployments.command("show")

@@ -53,7 +53,7 @@ def registered(
 def test_ls_and_show_describe_registered_deployments(registered: tuple[Store, str]) -> None:
     listed = invoke("deployments", "ls")
     assert listed.exit_code == 0
-    assert "report/hourly" in listed.stdout and "(Europe/Paris)" in listed.stdout
+    assert "report/hourly  0 * * * * Europe/Paris  no" in listed.stdout
     [doc] = json.loads(invoke("deployments", "ls", "--json").stdout)
     assert doc["name"] == "report/hourly" and doc["flow"] == "report"
     assert doc["schedules"] == [{"cron": "0 * * * *", "timezone": "Europe/Paris"}]
