@@ -44,6 +44,11 @@ class Planner:
         """Plan `dep` from its last recorded tick (None: a new deployment, from `now`)."""
         self.until[dep.full_name] = last_tick if last_tick is not None else now
         self.refill_at[dep.full_name] = now
+        # ticks recorded ahead by an earlier process count as planned ahead
+        ahead = []
+        if last_tick is not None:
+            ahead = dep.ticks(now, last_tick, self.options.horizon_ticks)
+        self.ahead[dep.full_name] = ahead
 
     def skip_to(self, dep: Deployment, now: float) -> None:
         """Leave out every tick up to `now` (the deployment is paused)."""

@@ -85,3 +85,10 @@ def test_looking_at_any_instants_plans_every_tick_once_in_order(looks: list[floa
     expected = d.ticks(T0, planned[-1]) if planned else []
     assert planned == expected
     assert not planned or planned[-1] > now or planner.next_look() <= now + 7
+
+
+def test_a_restart_counts_the_ticks_already_recorded_ahead() -> None:
+    planner, d = Planner(PlanOptions(horizon_ticks=5)), dep()
+    planner.start(d, T0 + 300, T0 + 30)  # an earlier process recorded up to T0+300
+    assert planner.due(d, T0 + 30) == []  # five are ahead already
+    assert planner.due(d, T0 + 60) == [T0 + 360]
