@@ -22,6 +22,7 @@ The life of a deployment's run, and the one statement that decides each step:
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from dagflow.core.deployments import Deployment
-from dagflow.core.states import StateType
+from dagflow.core.states import StateType, can_transition
 from dagflow.errors import StoreError
 from dagflow.store.deployments import insert_for
 from dagflow.store.encoding import encode_parameters
@@ -341,8 +342,10 @@ def _end_scheduled(
     now: float,
     error_type: str | None,
 ) -> list[str]:
-    """SCHEDULED -> `state` for those of `run_ids` still SCHEDULED, with their history rows."""
+    """SCHEDULED -> `state` for those of `run_ids` still SCHEDULED, with their history rows
+    (through PENDING when the table has no direct move: a claimed run that could not start)."""
     ended: list[str] = []
+    now = max(now, time.time())  # recorded when it happens: after the row's SCHEDULED step
     for run_id in run_ids:
         changed = conn.execute(
             update(flow_runs)
@@ -351,14 +354,20 @@ def _end_scheduled(
         ).rowcount
         if changed == 1:
             ended.append(run_id)
-    if ended:
-        _history(conn, [(r, S.SCHEDULED, state, 0, message) for r in ended], now)
+    if not ended:
+        return ended
+    if can_transition(S.SCHEDULED, state):
+        steps = [(r, S.SCHEDULED, state, 0, message) for r in ended]
+    else:
+        steps = [(r, S.SCHEDULED, S.PENDING, 0, "claimed, not started") for r in ended]
+        steps += [(r, S.PENDING, state, 0, message) for r in ended]
+    _history(conn, steps, now)
     return ended
 
 
 def _history(
     conn: Connection,
-    steps: list[tuple[str, StateType | None, StateType, int, str]],
+    steps: Sequence[tuple[str, StateType | None, StateType, int, str]],
     now: float,
 ) -> None:
     insert = insert_for(conn)

@@ -18,7 +18,7 @@ from sqlalchemy import inspect, text
 from dagflow.core.deployments import Deployment
 from dagflow.core.runs import FlowRunStarted, StateEvent
 from dagflow.core.schedules import IntervalSchedule
-from dagflow.core.states import StateType
+from dagflow.core.states import StateType, replay
 from dagflow.errors import StoreError
 from dagflow.store import NewRun, Store, StoreWriter, open_store
 from dagflow.store.database import alembic_config, head_revision, make_engine
@@ -291,3 +291,22 @@ def test_a_0002_postgres_database_upgrades_in_place_with_its_runs(pg_url: str) -
         assert {"deployment_id", "idempotency_key", "claimed_by", "cancel_requested"} <= columns
     finally:
         store.close()
+
+
+def test_every_recorded_history_replays_through_the_transition_table(store: Store) -> None:
+    """Runs ended before they started (skipped, cancelled, failed to load) keep legal histories."""
+    dep = deployment(max_active_runs=10)
+    store.save_deployments([dep])
+    now = time.time()
+    ids = ticks_of(store, dep, now - 40, now)
+    store.skip_missed(now)  # catchup off: all but the latest are skipped
+    claimed = store.claim_due("me", now, 10)
+    assert store.fail_unstarted(claimed[0].run_id, "me", "cannot load f.py", "UsageError")
+    (upcoming,) = ticks_of(store, dep, now, now + 10)
+    store.request_cancel(upcoming)
+    for run_id in [*ids, upcoming]:
+        run = store.get_flow_run(run_id)
+        assert replay(run.history) is run.state, run.history
+    failed = store.get_flow_run(claimed[0].run_id)
+    assert failed.state is S.FAILED and failed.error == "cannot load f.py"
+    assert [h.to_state for h in failed.history] == [S.SCHEDULED, S.PENDING, S.FAILED]
