@@ -2,7 +2,7 @@
 
 Write `@task` functions and a `@flow` that calls them; dagflow compiles the flow into Dask graphs,
 runs it on a local or remote Dask cluster, and adds retries, timeouts, recorded states and logs,
-and validated parameters.
+validated parameters, and deployments served on cron and interval schedules (`serve`).
 
 This module is the public surface, and only that: importing it defines nothing and starts
 nothing. Each public name is loaded from its module when first used (PEP 562), so a worker that
@@ -18,6 +18,7 @@ import typing as _typing
 __version__ = "0.1.0"
 
 if _typing.TYPE_CHECKING:
+    from dagflow.core.deployments import Deployment
     from dagflow.core.graph import TaskFuture, allow_failure, unmapped
     from dagflow.core.runs import FlowRun, LogEvent, StateEvent, TaskRun
     from dagflow.core.states import StateType, Transition
@@ -28,6 +29,7 @@ if _typing.TYPE_CHECKING:
         ClusterError,
         DagflowError,
         DefinitionError,
+        DeploymentError,
         FlowCancelled,
         FlowFailed,
         FlowTimeout,
@@ -41,8 +43,10 @@ if _typing.TYPE_CHECKING:
         UpstreamFailed,
     )
     from dagflow.runtime import get_flow_run, list_flow_runs
+    from dagflow.scheduler import serve
 
 _WHERE = {
+    "dagflow.core.deployments": ("Deployment",),
     "dagflow.core.graph": ("TaskFuture", "allow_failure", "unmapped"),
     "dagflow.core.runs": ("FlowRun", "LogEvent", "StateEvent", "TaskRun"),
     "dagflow.core.states": ("StateType", "Transition"),
@@ -53,6 +57,7 @@ _WHERE = {
         "ClusterError",
         "DagflowError",
         "DefinitionError",
+        "DeploymentError",
         "FlowCancelled",
         "FlowFailed",
         "FlowTimeout",
@@ -66,6 +71,7 @@ _WHERE = {
         "UpstreamFailed",
     ),
     "dagflow.runtime": ("get_flow_run", "list_flow_runs"),
+    "dagflow.scheduler": ("serve",),
 }
 _MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
 
@@ -88,6 +94,8 @@ __all__ = [
     "ClusterError",
     "DagflowError",
     "DefinitionError",
+    "Deployment",
+    "DeploymentError",
     "Flow",
     "FlowCancelled",
     "FlowFailed",
@@ -115,6 +123,7 @@ __all__ = [
     "get_run_logger",
     "inputs_hash",
     "list_flow_runs",
+    "serve",
     "task",
     "unmapped",
 ]

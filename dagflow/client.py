@@ -203,7 +203,12 @@ class Client:
 
     def cancel(self, ref: str) -> StateType:
         """Ask the server to cancel a run; returns its state after (CANCELLED or CANCELLING)."""
-        return CancelOut.model_validate(self._call("POST", f"/runs/{_ref(ref)}/cancel")).state
+        return self.request_cancel(ref)[1]
+
+    def request_cancel(self, ref: str) -> tuple[str, StateType]:
+        """Ask the server to cancel a run: its id, and its state after."""
+        out = CancelOut.model_validate(self._call("POST", f"/runs/{_ref(ref)}/cancel"))
+        return out.id, out.state
 
     def health(self) -> dict[str, Any]:
         found: dict[str, Any] = self._get("/health")

@@ -23,6 +23,7 @@ from dagflow.core.options import FlowOptions, TaskOptions
 from dagflow.core.task import TaskDefinition
 
 if TYPE_CHECKING:
+    from dagflow.core.deployments import Deployment
     from dagflow.core.runs import FlowRun
 
 P = ParamSpec("P")
@@ -61,6 +62,23 @@ class Flow(FlowDefinition[P, R]):
         from dagflow import runtime
 
         return runtime.resume(self, run_id, force=force)
+
+    def to_deployment(self, name: str | None = None, **options: Any) -> Deployment:
+        """This flow as a deployment: `cron=`, `interval=` (seconds or timedelta; one or a list),
+        `timezone=`, `anchor=`, `parameters=`, `cluster=`, `tags=`, `description=`, `paused=`,
+        `max_active_runs=` (1), `catchup=` (False), `entrypoint=` (default: where the flow is
+        defined). Checked now, parameters against the flow's schema; serve it with
+        `dagflow.serve(...)`. The name defaults to the flow's."""
+        from dagflow.scheduler.definitions import build
+
+        return build(self, name, **options)
+
+    def serve(self, name: str | None = None, *, limit: int = 10, **options: Any) -> int:
+        """`dagflow.serve(self.to_deployment(name, **options), limit=limit)`: run this flow on its
+        schedules until Ctrl-C."""
+        from dagflow.scheduler import serve
+
+        return serve(self.to_deployment(name, **options), limit=limit)
 
 
 def _must_be_function(kind: str, fn: object) -> None:

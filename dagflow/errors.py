@@ -17,6 +17,7 @@ DagflowError
 │   └── StateConflict      the run is not in a state that allows what was asked (cancel, resume)
 ├── ClusterError           a cluster could not be found, started or reached
 ├── SettingsError          a DAGFLOW_* environment variable holds a bad value
+├── DeploymentError        a deployment or schedule is wrong (cron, time zone, interval, field)
 └── UsageError             what a command was given names nothing usable (file, module, flow)
 ```
 
@@ -145,6 +146,12 @@ class ClusterError(DagflowError):
 
 class SettingsError(DagflowError):
     """A `DAGFLOW_*` environment variable holds a value dagflow cannot use."""
+
+    exit_code = 2
+
+
+class DeploymentError(DagflowError, ValueError):
+    """A deployment or one of its schedules is wrong; the message names the field."""
 
     exit_code = 2
 

@@ -52,8 +52,14 @@ def run_flow(
     run_id: str | None = None,
     resume: ResumePlan | None = None,
     resumed_from: tuple[StateType, int] | None = None,
+    scheduled: bool = False,
 ) -> FlowRun:
-    """Run `flow` with already validated `params` to its final state; the CLI comes through here."""
+    """Run `flow` with already validated `params` to its final state; the CLI comes through here.
+
+    `scheduled`: `run_id` names a deployment's SCHEDULED run (recorded ahead, taken by the
+    caller); this run becomes it. A top-level run is watched for cancel requests made from other
+    processes (`dagflow runs cancel`), by this process's one watcher thread (`cancels.py`).
+    """
     from dagflow.engine.runner import FlowRunner
 
     parent_ctx = current_flow_run.get()
@@ -93,8 +99,15 @@ def run_flow(
         run_id=run_id,
         resume=resume,
         resumed_from=resumed_from,
+        scheduled=scheduled,
     )
-    flow_run = runner.run()
+    from dagflow.cancels import watcher
+
+    watcher.watch(store, runner)
+    try:
+        flow_run = runner.run()
+    finally:
+        watcher.forget(runner.run_id)
     # A live run keeps its latest log records in memory; all of them are in the run history.
     flow_run._log_loader = lambda: store.logs(flow_run.id)
     return flow_run

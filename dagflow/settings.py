@@ -15,6 +15,7 @@
   page links to its run pages.
 - `DAGFLOW_API_TOKEN` (none): the server's bearer token. `dagflow server start` uses it, else the
   token kept in `DAGFLOW_HOME/server-token` (made on first start); clients send it.
+- `DAGFLOW_LATE_AFTER_SECONDS` (60): a scheduled run not started this long after its tick is late.
 
 `load()` reads them all at once, when a run starts or a command runs, and returns a frozen
 `Settings`; the parts of dagflow receive what they need from it (a worker never reads the
@@ -42,6 +43,7 @@ LOG_MAX_RECORD = "DAGFLOW_LOG_MAX_RECORD"
 LOG_MAX_PER_TASK = "DAGFLOW_LOG_MAX_PER_TASK"
 API_URL = "DAGFLOW_API_URL"
 API_TOKEN = "DAGFLOW_API_TOKEN"
+LATE_AFTER_SECONDS = "DAGFLOW_LATE_AFTER_SECONDS"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,7 @@ class Settings:
     log_max_per_task: int = 4 * 1024 * 1024
     api_url: str | None = None  # a dagflow server to read through, without a trailing slash
     api_token: str | None = None
+    late_after_seconds: float = 60.0
 
     @property
     def sqlite_path(self) -> Path:
@@ -91,6 +94,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         log_max_per_task=_count(env, LOG_MAX_PER_TASK, 4 * 1024 * 1024, minimum=100),
         api_url=_http_url(env, API_URL),
         api_token=_text(env, API_TOKEN),
+        late_after_seconds=_seconds(env, LATE_AFTER_SECONDS, 60.0),
     )
 
 

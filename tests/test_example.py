@@ -157,3 +157,17 @@ def test_python_examples_etl_prints_the_run_id_and_the_result(tmp_path: Path) ->
         ids = [row[0] for row in db.execute("SELECT id FROM flow_runs")]
     db.close()
     assert ids == [first.split()[1]]
+
+
+SCHEDULED = Path(__file__).resolve().parents[1] / "examples" / "dagflow.yaml"
+
+
+def test_the_example_deployments_load_and_check() -> None:
+    from dagflow.scheduler.definitions import load_yaml
+
+    loaded = load_yaml(SCHEDULED)
+    names = [dep.full_name for dep, _ in loaded]
+    assert names == ["report/every-minute", "cleanup/nightly"]
+    nightly = loaded[1][0]
+    assert nightly.schedules[0].spec() == {"cron": "30 2 * * *", "timezone": "Europe/Paris"}
+    assert loaded[0][1].validate_parameters(loaded[0][0].parameters)["size"] == 20

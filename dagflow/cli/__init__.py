@@ -1,13 +1,15 @@
 """The `dagflow` command: one module per command group, and one mapping from errors to exits.
 
 ```
-run.py        dagflow run | resume | inspect      (loading.py: FILE.py:FLOW -> the flow;
-report.py     how a run's last lines read          progress.py: the live display;
-runs.py       dagflow runs ls|show                 output.py: JSON, times, states, tables;
-logs.py       dagflow logs                         tasks.py: a run's tasks, grouped)
-cluster.py    dagflow cluster start|info
-db.py         dagflow db upgrade|info
-server.py     dagflow server start|token          (the server itself: dagflow.server)
+run.py          dagflow run | resume | inspect    (loading.py: FILE.py:FLOW -> the flow;
+report.py       how a run's last lines read        progress.py: the live display;
+runs.py         dagflow runs ls|show|cancel        output.py: JSON, times, states, tables;
+logs.py         dagflow logs                       tasks.py: a run's tasks, grouped)
+cluster.py      dagflow cluster start|info
+db.py           dagflow db upgrade|info
+serve.py        dagflow serve                     (the scheduler itself: dagflow.scheduler)
+deployments.py  dagflow deployments ls|show|run|pause|resume|rm|backfill
+server.py       dagflow server start|token        (the server itself: dagflow.server)
 ```
 
 Every error dagflow raises on purpose carries its exit code (`dagflow.errors`); `DagflowGroup`
@@ -33,9 +35,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("dagflow.cli.run:run", "Run a flow from a file or a module and show its progress."),
     "resume": ("dagflow.cli.run:resume_command", "Finish a failed, crashed or cancelled run."),
     "inspect": ("dagflow.cli.run:inspect_command", "Show a flow's parameters and their schema."),
-    "runs": ("dagflow.cli.runs:runs", "Recorded flow runs: ls, show."),
+    "runs": ("dagflow.cli.runs:runs", "Recorded flow runs: ls, show, cancel."),
     "logs": ("dagflow.cli.logs:logs_command", "A run's logs, retries and failures, in order."),
     "cluster": ("dagflow.cli.cluster:cluster", "Start a cluster from a profile, or look at one."),
+    "serve": (
+        "dagflow.cli.serve:serve",
+        "Serve deployments: create their runs on schedule and run them.",
+    ),
+    "deployments": (
+        "dagflow.cli.deployments:deployments",
+        "Deployments: flows served on schedules by `dagflow serve`.",
+    ),
     "db": ("dagflow.cli.db:db", "The run history database: upgrade, info."),
     "server": (
         "dagflow.cli.server:server",

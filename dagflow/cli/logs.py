@@ -43,7 +43,7 @@ def logs_command(run: str, task: str | None, follow: bool, as_json: bool) -> Non
     marks = (0, 0)
     while True:
         done = not follow or _finished(store, run_id)
-        marks = _print_new(store, run_id, task, marks, as_json)
+        marks = print_new(store, run_id, task, marks, as_json)
         if done:
             return
         time.sleep(FOLLOW_POLL_SECONDS)
@@ -62,7 +62,7 @@ def _check_task(store: RunHistory, run_id: str, task: str, follow: bool) -> None
     raise UsageError(f"no task {task!r} in run {run_id}; its tasks: {known}")
 
 
-def _print_new(
+def print_new(
     store: RunHistory, run_id: str, task: str | None, marks: tuple[int, int], as_json: bool
 ) -> tuple[int, int]:
     """Print what was recorded after `marks` (last log row, last history row), in time order."""

@@ -152,6 +152,11 @@ def run_json(run: FlowRun, task_counts: dict[StateType, int] | None = None) -> d
         "cluster_address": run.cluster_address,
         "dashboard_link": run.dashboard_link,
         "entrypoint": run.entrypoint,
+        "deployment": run.deployment,
+        "scheduled_time": iso(run.scheduled_time),
+        "origin": run.origin,
+        "served_by": run.served_by,
+        "late": run.late,
         "task_counts": counts,
     }
 

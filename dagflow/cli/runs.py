@@ -1,11 +1,12 @@
-"""`dagflow runs ls|show`: read the run history.
+"""`dagflow runs ls|show|cancel`: read the run history, cancel a run.
 
 A run is named by its id or a unique prefix of it. These commands only read the database (they
 never start a cluster), through the store's methods; `--json` prints the documented documents
 of `docs/store.md`. `runs show` puts what went wrong first: the run's error, its failed tasks,
 then its tasks with each mapped task as one group (`tasks.py`); `--task KEY` shows one task's
 attempts and traceback. A run's duration is its running time (`FlowRun.running_time`), not the
-wall time across a crash and a resume.
+wall time across a crash and a resume. `runs cancel` writes a request that the run's driver, in
+whatever process, sees within about a second (a SCHEDULED run is cancelled at once).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ PROBE_SECONDS = 0.5
 
 @click.group("runs")
 def runs() -> None:
-    """Recorded flow runs: ls, show."""
+    """Recorded flow runs: ls, show, cancel."""
 
 
 @runs.command("ls")
@@ -70,18 +71,28 @@ def runs_ls(flow_name: str | None, state: str | None, limit: int, as_json: bool)
         click.echo("no flow runs recorded")
         return
     out = console()
-    rows = table("ID", "FLOW", "STATE", "STARTED (UTC)", "DURATION", "TASKS")
+    deployed = any(s.run.deployment for s in found)  # a column only when it says something
+    columns = ("ID", "FLOW", "STATE", "STARTED (UTC)", "DURATION", "TASKS")
+    rows = table(*columns, *(("DEPLOYMENT",) if deployed else ()))
     for summary in found:
         run = summary.run
+        deployment = (escape(inert(run.deployment or "-")),) if deployed else ()
         rows.add_row(
             run.id[:12],
             escape(inert(run.flow_name)),
-            state_markup(run.state),
-            when(run.started),
+            state_markup(run.state) + (" [yellow](late)[/]" if run.late else ""),
+            _started(run),
             duration(run.running_time(now=time.time())),  # an active run: so far
             task_counts(summary.task_counts),
+            *deployment,
         )
     print_table(out, rows)
+
+
+def _started(run: FlowRun) -> str:
+    if run.started is None and run.state is StateType.SCHEDULED and run.scheduled_time:
+        return f"due {when(run.scheduled_time)}"
+    return when(run.started)
 
 
 def task_counts(counts: dict[StateType, int]) -> str:
@@ -162,6 +173,13 @@ def _header(out: Console, fr: FlowRun) -> None:
     if ran is not None and wall is not None and wall - ran > 1.0:
         took += f" (wall time {duration(wall)}, across its stops and resumes)"
     out.print(f"started {when(fr.started)} UTC, {took}, attempts {fr.attempts}", markup=False)
+    if fr.deployment:
+        due = f", scheduled for {when(fr.scheduled_time)} UTC" if fr.scheduled_time else ""
+        late = " (late)" if fr.late else ""
+        out.print(
+            f"deployment {inert(fr.deployment)} ({fr.origin or 'manual'}){due}{late}",
+            markup=False,
+        )
     if fr.parameters:
         out.print(f"parameters {json.dumps(fr.parameters, default=repr)}", markup=False)
     if fr.error:
@@ -197,6 +215,20 @@ def _task_table(rows: list[task_table.Row], all_attempts: bool) -> Table:
                     escape(inert(first_line(attempt.message))),
                 )
     return out
+
+
+@runs.command("cancel")
+@click.argument("run")
+def runs_cancel(run: str) -> None:
+    """Cancel a run (RUN: its id or a unique prefix), from any process: a SCHEDULED run is
+    cancelled at once; a running one's driver cancels its work within about a second."""
+    run_id, state = runtime.run_history().request_cancel(run)
+    if state is StateType.CANCELLED:
+        click.echo(f"run {run_id} cancelled")
+    else:
+        click.echo(
+            f"run {run_id}: cancel requested (CANCELLING); its driver stops it within a second"
+        )
 
 
 def _show_task(fr: FlowRun, task: TaskRun, as_json: bool) -> None:

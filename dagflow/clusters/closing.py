@@ -42,12 +42,21 @@ def close_handle(handle: ClusterHandle) -> None:
             if handle.cluster is not None:
                 release_futures(handle.client)
                 quiet_workers(handle.client)
+            stop_listening(handle.client)
             handle.client.close()
             if handle.cluster is not None:
                 close_thread_workers(handle.cluster)
                 handle.cluster.close()
         except Exception:
             log.debug("error closing cluster %s", handle.name, exc_info=True)
+
+
+def stop_listening(client: Any) -> None:
+    """Unsubscribe from the scheduler's `all` topic (the engine listens there for lost workers):
+    a client still subscribed is sent its own `remove-client` event as it disconnects, and the
+    scheduler logs a CRITICAL "Closed comm" traceback for each such client."""
+    with contextlib.suppress(Exception):
+        client.unsubscribe_topic("all")
 
 
 def release_futures(client: Any, wait: float = RELEASE_WAIT_SECONDS) -> None:

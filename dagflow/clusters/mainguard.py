@@ -20,20 +20,37 @@ cannot be read (no file, not Python source) is let through.
 from __future__ import annotations
 
 import ast
+import contextvars
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
 from dagflow.errors import ClusterError, DefinitionError
 
 GUARD = 'if __name__ == "__main__":'
+_REIMPORT_SAFE: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "reimport_safe", default=False
+)
+
+
+@contextmanager
+def reimport_safe() -> Iterator[None]:
+    """Clusters started inside are started by a caller that does nothing when the script is
+    imported again (`dagflow.serve` ignores calls from the processes it starts)."""
+    token = _REIMPORT_SAFE.set(True)
+    try:
+        yield
+    finally:
+        _REIMPORT_SAFE.reset(token)
 
 
 def refuse_unguarded_spawn(cluster: str) -> None:
     """Raise `ClusterError` when worker processes would be started from the main script's
     unguarded top level (they would run that code again)."""
-    if not _reimported():
+    if _REIMPORT_SAFE.get() or not _reimported():
         return
     main_file = str(getattr(sys.modules.get("__main__"), "__file__", ""))
     if main_file.startswith("<"):  # `python - < script.py`: a spawned process cannot read it again

@@ -112,6 +112,11 @@ class RunHistory(Protocol):
         """Does the run have a task with this name or key?"""
         ...
 
+    def request_cancel(self, ref: str) -> tuple[str, StateType]:
+        """Cancel a run: its id, and its state after (CANCELLED, or CANCELLING until its driver
+        stops it)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Attempt:

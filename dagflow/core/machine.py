@@ -149,6 +149,11 @@ class RunState:
         self.flow_run.history.append(Transition(None, state, now, attempts))
         self.attempt = attempts
 
+    def scheduled(self, now: float) -> None:
+        """The run was recorded SCHEDULED before it ran (a deployment's run): it starts there."""
+        self.flow_run.state = S.SCHEDULED
+        self.flow_run.history.append(Transition(None, S.SCHEDULED, now, 0))
+
     def flow_transition(self, to: StateType, now: float, message: str = "") -> StateEvent:
         """Move the flow run itself; an illegal move raises `InvalidTransition`."""
         fr = self.flow_run

@@ -274,6 +274,11 @@ class FlowRun:
     dashboard_link: str | None = None
     cluster_address: str | None = None
     entrypoint: str | None = None
+    deployment: str | None = None  # flow/name of the deployment that created the run
+    scheduled_time: float | None = None  # its tick (or when a manual run was asked for)
+    origin: str | None = None  # schedule | backfill | manual (None: started directly)
+    served_by: str | None = None  # the `dagflow serve` process that claimed it
+    late: bool = False  # not started within the grace period after `scheduled_time`
     all_task_runs: dict[str, TaskRun] = field(default_factory=dict)  # by Dask key, every attempt
     history: list[Transition] = field(default_factory=list)
     log_records: list[LogEvent] = field(default_factory=list)

@@ -70,6 +70,7 @@ class FlowRunner:
         run_id: str | None = None,
         resume: ResumePlan | None = None,
         resumed_from: tuple[StateType, int] | None = None,
+        scheduled: bool = False,
     ) -> None:
         self.flow = flow
         self.parameters = parameters
@@ -110,6 +111,8 @@ class FlowRunner:
         }
         if resumed_from is not None:
             self.tracker.state.resumed(*resumed_from, time.time())
+        elif scheduled:  # its SCHEDULED row exists: the run continues from there
+            self.tracker.state.scheduled(time.time())
 
     def _hold(self, key: str) -> Any:
         """A Dask future for a task's key, to wait for it while it is computed again; None when

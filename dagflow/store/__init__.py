@@ -7,7 +7,9 @@ open_store(url)  ->  Store  ── database.py   engine, version check, Alembic 
                            ├── browse.py     pages of runs, task runs, history, logs; the timeline
                            ├── control.py    requests from outside a run's driver: cancel
                            ├── crashes.py    stale heartbeat -> CRASHED, recorded on read
-                           └── resume.py     what resume needs: the run reopened, task outcomes
+                           ├── resume.py     what resume needs: the run reopened, task outcomes
+                           ├── deployments.py  deployments registered, read, paused, removed
+                           └── ticks.py      scheduled runs: created, claimed, taken, cancelled once
 ```
 
 The database is `DAGFLOW_DATABASE_URL`, else SQLite at `DAGFLOW_HOME/dagflow.db` (`settings.py`).
@@ -19,18 +21,22 @@ returns `dagflow.core` values or small frozen records. Times are floats, seconds
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
+from dagflow.core.deployments import Deployment
 from dagflow.core.history import Attempt, FlowSummary, HistoryStep, RunSummary, Setback, TaskGroup
 from dagflow.core.runs import FlowRun, LogEvent
 from dagflow.core.states import StateType
 from dagflow.errors import StoreError
 from dagflow.settings import Settings
-from dagflow.store import control, database, resume
+from dagflow.store import control, database, resume, ticks
+from dagflow.store import deployments as deployment_rows
 from dagflow.store.browse import (
     Browser,
     Cursor,
@@ -39,16 +45,21 @@ from dagflow.store.browse import (
     TaskRunPage,
 )
 from dagflow.store.database import SchemaStatus, driver_reason
+from dagflow.store.deployments import DeploymentInfo
 from dagflow.store.reader import Reader, parse_state
 from dagflow.store.resume import ReopenedRun, TaskOutcome
 from dagflow.store.schema import flow_runs, flows, logs, task_runs
 from dagflow.store.settings import StoreSettings, display_url, load_settings
+from dagflow.store.ticks import Claimed, NewRun
 from dagflow.store.writer import StoreWriter
 
 __all__ = [
+    "Claimed",
     "DatabaseInfo",
+    "DeploymentInfo",
     "FlowSummary",
     "HistoryStep",
+    "NewRun",
     "ReopenedRun",
     "RunFilter",
     "RunPage",
@@ -85,7 +96,7 @@ class Store:
         self.status: SchemaStatus = (
             database.upgrade(self.engine) if upgrade else database.check_schema(self.engine)
         )
-        self.reader = Reader(self.engine, settings.crash_after_seconds)
+        self.reader = Reader(self.engine, settings.crash_after_seconds, settings.late_after_seconds)
         self.browser = Browser(self.reader)
         self._writer: StoreWriter | None = None
         self._lock = threading.Lock()
@@ -198,9 +209,14 @@ class Store:
 
     # ------------------------------------------------------------------ requests
 
-    def request_cancel(self, ref: str, reason: str = "cancel requested") -> StateType:
-        """Record a request to cancel a run (see `control.py`); returns its state after."""
-        return control.request_cancel(self.engine, self.reader.resolve(ref), reason)
+    def request_cancel(
+        self, ref: str, reason: str = "cancel requested (dagflow runs cancel)"
+    ) -> tuple[str, StateType]:
+        """Cancel run `ref` (see `control.py`): a SCHEDULED run now, an active one through its
+        driver. Returns its id and its state after: CANCELLED, or CANCELLING."""
+        run_id = self.reader.resolve(ref)
+        self.reader.detect_crashes([run_id])
+        return run_id, control.request_cancel(self.engine, run_id, reason)
 
     # ------------------------------------------------------------------ what a run went through
 
@@ -224,6 +240,84 @@ class Store:
 
     def load_task_outcomes(self, run_id: str) -> dict[str, TaskOutcome]:
         return resume.load_task_outcomes(self.reader, run_id)
+
+    # ------------------------------------------------------------------ deployments
+
+    def save_deployments(self, items: Sequence[Deployment]) -> list[str]:
+        """Register deployments (upsert by `flow/name`); returns those whose schedules changed.
+
+        A changed deployment's future, unclaimed ticks are deleted: new ones follow.
+        """
+        now = time.time()
+        changed = deployment_rows.save(self.engine, list(items), now)
+        if changed:
+            deployment_rows.unschedule(self.engine, changed, now, "schedule")
+        return changed
+
+    def deployments(self, refs: Sequence[str] | None = None) -> list[DeploymentInfo]:
+        """Registered deployments (all, or those named), with their next and last runs."""
+        with self.reader.connect() as conn:
+            ids = None if refs is None else [deployment_rows.resolve(conn, r) for r in refs]
+            return deployment_rows.infos(conn, ids)
+
+    def deployment(self, ref: str) -> Deployment:
+        """One registered deployment by `flow/name` (or a name unique across flows)."""
+        return self.deployments([ref])[0].deployment
+
+    def deployment_rows(self, ids: Sequence[str]) -> dict[str, Deployment]:
+        """The registered deployments among `ids` (full names), in one query."""
+        with self.reader.connect() as conn:
+            return {k: dep for k, (dep, _) in deployment_rows.load(conn, list(ids)).items()}
+
+    def set_paused(self, ref: str, paused: bool) -> str:
+        """Pause (its upcoming ticks are dropped, none are created) or resume a deployment."""
+        full = deployment_rows.set_paused(self.engine, ref, paused)
+        if paused:
+            deployment_rows.unschedule(self.engine, [full], time.time(), "schedule")
+        return full
+
+    def remove_deployment(self, ref: str) -> str:
+        """Forget a deployment; its runs not started yet are dropped, the others stay."""
+        full = deployment_rows.remove(self.engine, ref)
+        deployment_rows.unschedule(self.engine, [full], None, None)
+        return full
+
+    # ------------------------------------------------------------------ scheduled runs
+
+    def create_runs(self, runs: Sequence[NewRun]) -> list[str]:
+        """Insert SCHEDULED runs, each once per idempotency key; returns the ids created."""
+        return ticks.create_runs(self.engine, runs, time.time())
+
+    def last_ticks(self, deployment_ids: list[str]) -> dict[str, float]:
+        return ticks.last_ticks(self.engine, deployment_ids)
+
+    def skip_missed(self, now: float) -> list[str]:
+        return ticks.skip_missed(self.engine, now)
+
+    def claim_due(
+        self,
+        served_by: str,
+        now: float,
+        capacity: int,
+        reclaim_after: float = 60.0,
+        deployment_ids: Sequence[str] | None = None,
+    ) -> list[Claimed]:
+        """Claim up to `capacity` due runs (of `deployment_ids` only, when given)."""
+        return ticks.claim_due(self.engine, served_by, now, capacity, reclaim_after, deployment_ids)
+
+    def take_run(self, run_id: str, served_by: str) -> bool:
+        return ticks.take(self.engine, run_id, served_by, time.time())
+
+    def fail_unstarted(self, run_id: str, served_by: str, message: str, error_type: str) -> bool:
+        return ticks.fail_unstarted(
+            self.engine, run_id, served_by, message, error_type, time.time()
+        )
+
+    def release_claims(self, served_by: str) -> int:
+        return ticks.release_claims(self.engine, served_by)
+
+    def cancel_requests(self, run_ids: Sequence[str]) -> list[str]:
+        return ticks.cancel_requests(self.engine, run_ids)
 
     # ------------------------------------------------------------------ the database
 

@@ -89,7 +89,19 @@ class Statements:
             return stmt.on_conflict_do_nothing()
 
         self.insert_flows = BulkInsert(dialect, flows, FLOW_COLUMNS, keep_version)
-        self.insert_runs = BulkInsert(dialect, flow_runs, RUN_COLUMNS, ignore)
+
+        def start_run(stmt: Any) -> Any:
+            # A run created before it started (a deployment's SCHEDULED run) becomes this run;
+            # a run that already started once (resumed, or an event delivered twice) is kept.
+            ex = stmt.excluded
+            started = ("flow_version", "parameters", "started", "heartbeat", "cluster_address")
+            return stmt.on_conflict_do_update(
+                index_elements=[flow_runs.c.id],
+                set_={c: ex[c] for c in (*started, "dashboard_link", "entrypoint")},
+                where=flow_runs.c.started.is_(None),
+            )
+
+        self.insert_runs = BulkInsert(dialect, flow_runs, RUN_COLUMNS, start_run)
         self.upsert_tasks = BulkInsert(dialect, task_runs, TASK_COLUMNS, upsert_task)
         self.insert_history = BulkInsert(dialect, state_history, HISTORY_COLUMNS, ignore)
         self.insert_logs = BulkInsert(dialect, logs, LOG_COLUMNS, ignore)

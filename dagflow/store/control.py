@@ -3,10 +3,12 @@
 A run's driver may live in another process (a `dagflow run` in a terminal, a serving process's
 child), so a request is recorded in the database and the driver acts on it:
 
-- a SCHEDULED run (nothing runs yet) is CANCELLED at once;
+- a SCHEDULED run (nothing runs yet) is CANCELLED at once (the same conditional update as a serve
+  child's `take`: exactly one of them wins);
 - an active run (PENDING, RUNNING, RETRYING, PAUSED) is marked CANCELLING, with a history entry
-  saying who asked; the driver that polls its runs' states stops the run's tasks and ends it
-  CANCELLED (the engine then records the same CANCELLING step, which the unique index keeps once);
+  saying who asked, and gets `cancel_requested`; its driver's watcher (`dagflow.cancels`) polls
+  that column, stops the run's tasks and ends it CANCELLED (the engine then records the same
+  CANCELLING step, which the unique index keeps once);
 - a run already CANCELLING is left as it is; a finished run refuses (`StateConflict`).
 
 Each change is a conditional UPDATE on the state read, so a request racing with the driver's own
@@ -60,11 +62,13 @@ def _try_cancel(conn: Connection, run_id: str, reason: str) -> StateType | None:
     elif state in CANCELLABLE:
         target = S.CANCELLING
     else:
-        raise StateConflict(f"flow run {run_id} is {state}; only a scheduled or active run cancels")
+        raise StateConflict(f"flow run {run_id} already ended {state}; nothing to cancel")
     now = time.time()
     values: dict[str, object] = {"state": target.value}
     if target is S.CANCELLED:
         values.update(ended=now, error=reason)
+    else:
+        values.update(cancel_requested=now)
     changed = conn.execute(
         update(flow_runs)
         .where(flow_runs.c.id == run_id, flow_runs.c.state == state.value)

@@ -5,7 +5,9 @@ inspected: one with tables but no `dagflow_alembic_version` is not a dagflow dat
 revision this code does not know was written by a newer dagflow, a file SQLite cannot read is
 corrupted or foreign; each is refused with a one-line `StoreError` and left as it was. Only then
 is an SQLite file switched to WAL mode and an empty or older dagflow database upgraded to the
-code's head revision (Alembic, configured in code: no alembic.ini is looked up).
+code's head revision (Alembic, configured in code: no alembic.ini is looked up), under a lock
+(PostgreSQL: an advisory lock; SQLite: its write lock) so that processes opening a new database
+at the same moment upgrade it once.
 
 Alembic is imported only to upgrade: the check reads the version table with one query and learns
 the known revisions from the migration files' `revision` / `down_revision` lines (a test holds
@@ -26,9 +28,6 @@ from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError, NoSuchModuleError, SQLAlchemyError
 
-if TYPE_CHECKING:
-    from alembic.config import Config
-
 from dagflow.errors import StoreError
 from dagflow.store.schema import VERSION_TABLE
 from dagflow.store.settings import display_url
@@ -38,6 +37,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 5000
+UPGRADE_LOCK = 0x646167666C6F77  # pg_advisory_xact_lock key held while upgrading ("dagflow")
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,10 +193,21 @@ def upgrade(engine: Engine) -> SchemaStatus:
         _enable_wal(engine)
     if not status.up_to_date:
         from alembic import command
+        from alembic.runtime.migration import MigrationContext
 
         try:
             with engine.begin() as conn:
-                command.upgrade(alembic_config(conn), "head")
+                # Several processes may open a new database at once (two `dagflow serve`):
+                # one upgrades, under a lock; the others then find it done.
+                if engine.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK})
+                else:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                current = MigrationContext.configure(
+                    conn, opts={"version_table": VERSION_TABLE}
+                ).get_current_revision()
+                if current != status.head:
+                    command.upgrade(alembic_config(conn), "head")
         except DBAPIError as exc:
             where = display_url(engine.url)
             raise StoreError(

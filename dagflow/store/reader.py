@@ -8,6 +8,7 @@ ORM-free: rows become `dagflow.core.runs` values here and nothing else leaves.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -43,9 +44,10 @@ def parse_state(state: StateType | str) -> StateType:
 class Reader:
     """Read queries over one engine; `crash_after` is the heartbeat age taken as a crash."""
 
-    def __init__(self, engine: Engine, crash_after: float) -> None:
+    def __init__(self, engine: Engine, crash_after: float, late_after: float = 60.0) -> None:
         self.engine = engine
         self.crash_after = crash_after
+        self.late_after = late_after
 
     # ------------------------------------------------------------------ naming a run
 
@@ -244,7 +246,17 @@ class Reader:
             dashboard_link=m["dashboard_link"],
             cluster_address=m["cluster_address"],
             entrypoint=m["entrypoint"],
+            deployment=m["deployment_id"],
+            scheduled_time=m["scheduled_time"],
+            origin=m["origin"],
+            served_by=m["claimed_by"],
         )
+        if run.scheduled_time is not None:
+            # late: not started within the grace period after its tick (still waiting, or began)
+            began = run.started if run.started is not None else None
+            if began is None and run.state is StateType.SCHEDULED:
+                began = time.time()
+            run.late = began is not None and began - run.scheduled_time > self.late_after
         crash = shown.get(run.id)
         if crash is not None and run.state is crash.from_state:
             run.state, run.ended = StateType.CRASHED, crash.time

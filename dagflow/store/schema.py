@@ -10,6 +10,13 @@
   transition delivered twice is stored once.
 - `logs`: log records; unique on (run_id, ident), `ident` a hash of the record's identity.
 - `task_edges`: a run's dependencies between task names (one row per pair), for its task graph.
+- `deployments` (keyed by `flow/name`) and `deployment_schedules` (one row per schedule, in
+  order): what `dagflow serve` registered. A flow run created for a deployment names it in
+  `flow_runs.deployment_id` (no foreign key: a removed deployment's runs stay as history), with
+  its tick (`scheduled_time`), its `origin` (schedule, backfill, manual) and its
+  `idempotency_key`, unique, so a tick's run is created once whoever asks. `claimed_by` /
+  `claimed_at` say which serve process claimed it; `cancel_requested` is when someone asked to
+  cancel it (a live driver polls it).
 
 `state_history`, `logs` and `task_edges` name their run without a foreign key: they are the hot,
 append-only tables, a key check per row would cost about as much as the insert itself, and the
@@ -73,11 +80,21 @@ flow_runs = Table(
     Column("error", Text, nullable=True),
     Column("result_location", Text, nullable=True),  # the flow's persisted return value
     Column("result_serializer", String(32), nullable=True),
+    Column("deployment_id", String(512), nullable=True),  # flow/name
+    Column("scheduled_time", Float, nullable=True),  # the tick (or when a manual run was asked)
+    Column("origin", String(32), nullable=True),  # schedule | backfill | manual
+    Column("idempotency_key", String(600), nullable=True),
+    Column("claimed_by", String(255), nullable=True),  # the serve process that claimed the run
+    Column("claimed_at", Float, nullable=True),
+    Column("cancel_requested", Float, nullable=True),
     Index("ix_flow_runs_flow_created", "flow_name", "created"),
     Index("ix_flow_runs_state_created", "state", "created"),
     Index("ix_flow_runs_state_heartbeat", "state", "heartbeat"),
     Index("ix_flow_runs_created", "created"),
     Index("ix_flow_runs_parent", "parent_run_id"),
+    Index("ux_flow_runs_idempotency_key", "idempotency_key", unique=True),
+    Index("ix_flow_runs_state_scheduled", "state", "scheduled_time"),
+    Index("ix_flow_runs_deployment_state", "deployment_id", "state"),
 )
 
 task_runs = Table(
@@ -144,4 +161,40 @@ task_edges = Table(
     Column("run_id", String(64), primary_key=True),
     Column("upstream", String(255), primary_key=True),
     Column("downstream", String(255), primary_key=True),
+)
+
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", String(512), primary_key=True),  # flow/name
+    Column("flow_name", String(255), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("entrypoint", String(1024), nullable=False),
+    Column("parameters", Text, nullable=False),  # JSON object
+    Column("cluster", String(512), nullable=True),
+    Column("tags", Text, nullable=False),  # JSON list
+    Column("description", Text, nullable=True),
+    Column("paused", Boolean, nullable=False),
+    Column("max_active_runs", Integer, nullable=False),
+    Column("catchup", Boolean, nullable=False),
+    Column("created", Float, nullable=False),
+    Column("updated", Float, nullable=False),
+    UniqueConstraint("flow_name", "name", name="uq_deployments_flow_name"),
+)
+
+deployment_schedules = Table(
+    "deployment_schedules",
+    metadata,
+    Column(
+        "deployment_id",
+        String(512),
+        ForeignKey("deployments.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("position", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False),  # cron | interval
+    Column("cron", String(255), nullable=True),
+    Column("interval_seconds", Float, nullable=True),
+    Column("anchor", Float, nullable=True),
+    Column("timezone", String(64), nullable=False),
 )

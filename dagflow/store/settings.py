@@ -26,6 +26,7 @@ class StoreSettings:
     url: URL
     heartbeat_seconds: float
     crash_after_seconds: float
+    late_after_seconds: float = 60.0
 
 
 def database_url(settings: Settings, url: str | URL | None = None) -> URL:
@@ -58,6 +59,7 @@ def load_settings(url: str | URL | None = None, settings: Settings | None = None
         url=database_url(current, url),
         heartbeat_seconds=current.heartbeat_seconds,
         crash_after_seconds=current.crash_after_seconds,
+        late_after_seconds=current.late_after_seconds,
     )
 
 

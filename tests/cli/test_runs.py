@@ -74,8 +74,14 @@ def test_runs_ls_shows_a_table_and_documented_json(runs: list[str]) -> None:
         "cluster_address",
         "dashboard_link",
         "entrypoint",
+        "deployment",
+        "scheduled_time",
+        "origin",
+        "served_by",
+        "late",
         "task_counts",
     }
+    assert data[0]["deployment"] is None and data[0]["late"] is False
     assert data[1]["task_counts"] == {"COMPLETED": 3}
     assert data[1]["started"].endswith("+00:00") and data[1]["parameters"] == {"n": 3}
     assert data[0]["error"] == "it broke"
@@ -151,8 +157,8 @@ def test_logs_prints_records_filters_by_task_and_follow_ends_with_the_run(
 
 
 def test_db_upgrade_and_info(env: str) -> None:
-    result = invoke("db", "upgrade")
     head = head_revision()
+    result = invoke("db", "upgrade")
     assert result.exit_code == 0 and f"upgraded from (empty) to {head}" in result.stdout
     assert f"is up to date (revision {head})" in invoke("db", "upgrade").stdout
     info = json.loads(invoke("db", "info", "--json").stdout)

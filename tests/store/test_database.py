@@ -184,3 +184,19 @@ def test_reading_an_up_to_date_database_imports_no_alembic(sqlite_url: str) -> N
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
+
+
+def test_processes_opening_a_new_database_at_once_upgrade_it_once(db_url: str) -> None:
+    """Two `dagflow serve` processes started together on a fresh database both come up."""
+    import subprocess
+    import sys
+
+    code = f"from dagflow.store import open_store; open_store({db_url!r}).close(); print('ok')"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    outcomes = [p.communicate(timeout=120) for p in procs]
+    assert [out.strip() for out, _ in outcomes] == ["ok"] * 3, [err[-500:] for _, err in outcomes]

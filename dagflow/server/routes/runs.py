@@ -190,6 +190,5 @@ def parameters(ref: str = RunRef, store: Store = Depends(get_store)) -> Paramete
 @router.post("/{ref}/cancel", response_model=CancelOut, summary="Cancel a run")
 def cancel(ref: str = RunRef, store: Store = Depends(get_store)) -> CancelOut:
     """A scheduled run is cancelled at once; an active one is marked CANCELLING for its driver."""
-    run_id = store.resolve(ref)
-    state = store.request_cancel(run_id, "cancel requested through the server")
+    run_id, state = store.request_cancel(ref, "cancel requested through the server")
     return CancelOut(id=run_id, state=state)
