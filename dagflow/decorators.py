@@ -48,14 +48,23 @@ class Flow(FlowDefinition[P, R]):
     """A flow: call it for its value, `run` it for its `FlowRun`, `resume` a run of it."""
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        """Run the flow and return its value; raises if the run does not complete."""
-        return self.run(*args, **kwargs).result()  # type: ignore[no-any-return,unused-ignore]
+        """Run the flow and return its value; raises if the run does not complete.
+
+        `return_state=True` returns the `FlowRun` instead, whatever state it ends in (as `run`);
+        `wait_for=[...]` (a subflow) starts it once those task futures have finished.
+        """
+        return_state = kwargs.pop("return_state", False)
+        flow_run = self.run(*args, **kwargs)
+        if return_state:
+            return flow_run  # type: ignore[return-value]
+        return flow_run.result()  # type: ignore[no-any-return,unused-ignore]
 
     def run(self, *args: P.args, **kwargs: P.kwargs) -> FlowRun:
         """Run the flow and return its `FlowRun`, whatever state it ends in."""
         from dagflow import runtime
 
-        return runtime.call_flow(self, args, kwargs)
+        wait_for = kwargs.pop("wait_for", None)
+        return runtime.call_flow(self, args, kwargs, wait_for)
 
     def resume(self, run_id: str, *, force: bool = False) -> FlowRun:
         """Finish a FAILED, CRASHED or CANCELLED run under its id, reusing persisted results."""

@@ -96,10 +96,9 @@ def _import_file(target: str) -> ModuleType:
     except (Exception, SystemExit) as exc:
         sys.modules.pop(name, None)
         raise UsageError(_load_failure(target, path.parent, exc)) from None
-    import cloudpickle
+    from dagflow.engine.shipping import register_script
 
-    # Worker processes cannot import the user's file: ship its functions by value.
-    cloudpickle.register_pickle_by_value(module)
+    register_script(module)  # workers cannot import the user's file by name: by value
     return module
 
 

@@ -94,7 +94,61 @@ class TaskTimeout(TaskFailed, TimeoutError):
 
 
 class UpstreamFailed(TaskFailed):
-    """A task was not run because a task it depends on failed."""
+    """A task was not run because a task it depends on failed.
+
+    `cause` is the logical key of the root failure (through a chain of tasks that did not run,
+    the first that failed), `upstream` its task's name, `upstream_state` how it ended, `via` the
+    logical keys of the tasks between (which did not run either), and the root failure's own
+    exception is this one's `__cause__`.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        task: str = "",
+        run_id: str = "",
+        cause: str = "",
+        upstream: str = "",
+        upstream_state: str = "",
+        root: BaseException | None = None,
+        via: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message, task=task, run_id=run_id, cause=cause)
+        self.upstream = upstream
+        self.upstream_state = upstream_state
+        self.via = via
+        if root is not None:
+            self.__cause__ = root
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild_upstream,
+            (str(self), self.task, self.run_id, self.cause, self.upstream, self.upstream_state,
+             self.__cause__, self.via),
+        )  # fmt: skip
+
+
+def _rebuild_upstream(
+    message: str,
+    task: str,
+    run_id: str,
+    cause: str,
+    upstream: str,
+    upstream_state: str,
+    root: BaseException | None,
+    via: tuple[str, ...] = (),
+) -> UpstreamFailed:
+    return UpstreamFailed(
+        message,
+        task=task,
+        run_id=run_id,
+        cause=cause,
+        upstream=upstream,
+        upstream_state=upstream_state,
+        root=root,
+        via=via,
+    )
 
 
 class FlowFailed(DagflowError):

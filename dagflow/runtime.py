@@ -38,9 +38,64 @@ Flow = FlowDefinition[..., Any]
 T = TypeVar("T")
 
 
-def call_flow(flow: Flow, args: tuple[Any, ...], kwargs: dict[str, Any]) -> FlowRun:
-    """A flow called like a function: validate the arguments, then run it (here or as a subflow)."""
+def call_flow(
+    flow: Flow, args: tuple[Any, ...], kwargs: dict[str, Any], wait_for: Any = None
+) -> FlowRun:
+    """A flow called like a function: validate the arguments, then run it (here or as a subflow).
+
+    A subflow (called inside a flow's body) first waits for its `wait_for` futures, and gets the
+    values of the parent's futures among its arguments, as a task would.
+    """
+    if current_flow_run.get() is not None:
+        args, kwargs = _subflow_arguments(flow, args, kwargs, wait_for)
+    elif wait_for:
+        raise DefinitionError(
+            f"flow {flow.name!r}: wait_for= names task futures, so it works for a subflow "
+            "called inside a flow"
+        )
     return run_flow(flow, flow.bind_parameters(args, kwargs))
+
+
+def _subflow_arguments(
+    flow: Flow, args: tuple[Any, ...], kwargs: dict[str, Any], wait_for: Any
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """A subflow's arguments with the parent's futures replaced by their values (an
+    `allow_failure` one by its value or its error), after its `wait_for` futures finished."""
+    from dagflow.core.graph import TaskFuture, allow_failure, futures_in
+    from dagflow.core.walk import transform
+    from dagflow.errors import UpstreamFailed
+
+    def value_of(future: TaskFuture[Any], allowed: bool) -> Any:
+        try:
+            return future.result()
+        except Exception as exc:
+            if allowed:
+                return exc
+            raise UpstreamFailed(
+                f"subflow {flow.name!r} did not run: upstream {future.task_name!r} "
+                f"({future.logical_key}) failed: {type(exc).__name__}: {exc}",
+                task=future.task_name,
+                cause=future.logical_key,
+            ) from exc
+
+    def leaf(value: Any) -> Any:
+        if type(value) is TaskFuture:
+            return value_of(value, False)
+        if type(value) is allow_failure:
+            return transform(
+                value.future, lambda v: value_of(v, True) if type(v) is TaskFuture else v
+            )
+        return value
+
+    if wait_for is not None:
+        items = [wait_for] if type(wait_for) is TaskFuture else wait_for
+        for item in items:
+            allowed = type(item) is allow_failure
+            for future in futures_in(item):
+                future.wait()
+                if not allowed:
+                    value_of(future, False)
+    return transform(args, leaf), transform(kwargs, leaf)
 
 
 def run_flow(
@@ -65,6 +120,7 @@ def run_flow(
     parent_ctx = current_flow_run.get()
     if parent_ctx is not None:
         parent: FlowRunner = parent_ctx.runner
+        parent.check_running()  # a timed-out or cancelled parent starts nothing more
         runner = FlowRunner(
             flow,
             params,
@@ -240,6 +296,15 @@ def get_flow_run(ref: str) -> FlowRun:
     run = default_store().get_flow_run(ref)
     if run.state.is_final:
         _remove_partial_results(run.id)
+    return _with_result_loader(run)
+
+
+def _with_result_loader(run: FlowRun) -> FlowRun:
+    """`run.result()` reads its persisted return value (a flow with `persist_results=True`)."""
+    if run.result_location:
+        from dagflow.engine.results import ResultStorage
+
+        run._result_loader = ResultStorage(dagflow_settings.load().results_url).read_location
     return run
 
 
@@ -256,4 +321,4 @@ def list_flow_runs(
     flow: str | None = None, state: StateType | str | None = None, limit: int = 50
 ) -> list[FlowRun]:
     """Recorded flow runs, newest first."""
-    return default_store().list_flow_runs(flow, state, limit)
+    return [_with_result_loader(r) for r in default_store().list_flow_runs(flow, state, limit)]

@@ -8,6 +8,8 @@ that the decorated object reads like the function in editors, tracebacks and `he
 
 from __future__ import annotations
 
+import copy
+import functools
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -27,6 +29,16 @@ class Definition:
         self.__qualname__ = getattr(fn, "__qualname__", name)
         self.__module__ = getattr(fn, "__module__", __name__)
         self.__wrapped__ = fn
+
+    def __get__(self, obj: object, objtype: type | None = None) -> Any:
+        """A task or flow defined in a class binds `self` as a function does: `obj.method`
+        is the same task or flow with `obj` as its first argument."""
+        if obj is None:
+            return self
+        bound = copy.copy(self)
+        bound.fn = functools.partial(self.fn, obj)
+        bound.__self__ = obj  # type: ignore[attr-defined]
+        return bound
 
     @classmethod
     def checked(cls, fn: object, values: dict[str, Any]) -> dict[str, Any]:

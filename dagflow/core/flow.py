@@ -8,6 +8,7 @@ describes it as a JSON schema. Running a flow is the runtime's job: `dagflow.Flo
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, ParamSpec, TypeVar
@@ -31,6 +32,17 @@ class FlowDefinition(Definition, Generic[P, R]):
         self.options = options
         self.parameters = ParameterModel(fn, options.name)
         self.__doc__ = inspect.getdoc(fn)
+        self._method_parameters: ParameterModel | None = None
+
+    def __get__(self, obj: object, objtype: type | None = None) -> Any:
+        """A flow defined in a class: its parameters are the method's, without `self`."""
+        if obj is None:
+            return self
+        if self._method_parameters is None:  # built once, for every instance
+            self._method_parameters = ParameterModel(functools.partial(self.fn, None), self.name)
+        bound = super().__get__(obj, objtype)
+        bound.parameters = self._method_parameters
+        return bound
 
     @classmethod
     def define(cls: type[F], fn: Callable[..., Any], **values: Any) -> F:

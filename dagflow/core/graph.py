@@ -71,6 +71,11 @@ class TaskFuture(Generic[R]):
     def task_name(self) -> str:
         return self.call.task.name
 
+    @property
+    def logical_key(self) -> str:
+        """`task[n]`: how the run's record names this call."""
+        return logical_of(*self.key)
+
     def result(self, timeout: float | None = None) -> R:
         """Submit what is pending, wait for this task and return its value (or raise its error)."""
         return self._resolver.resolve(self, timeout)  # type: ignore[no-any-return,unused-ignore]
@@ -190,6 +195,15 @@ class Call:
     def iter_keys(self) -> Iterator[Key]:
         return ((self.name, i) for i in range(self.start, self.start + self.count))
 
+    def soft_keys(self) -> Iterator[Key]:
+        """The keys this call passes on through `allow_failure` (whole or per item): their
+        failures are handled, so they do not fail the run."""
+        yield from self.refs.soft
+        for col in (*self.args, *self.kwargs.values()):
+            if type(col) is Column and col.refs is not None:
+                for refs in col.refs:
+                    yield from refs.soft
+
     def item_refs(self, i: int) -> Refs:
         """The futures item `i` (0-based within the call) depends on."""
         if not self.mapped:
@@ -255,41 +269,23 @@ class RunGraph:
         _add_wait_for(wait_for, self.run_id, shared)
         lengths: dict[str, int] = {}
         new_args = tuple(
-            self._column(task, f"argument {i}", a, shared, lengths) for i, a in enumerate(args)
+            self._column(f"argument {i}", a, shared, lengths) for i, a in enumerate(args)
         )
         new_kwargs = {
-            k: self._column(task, f"argument {k!r}", v, shared, lengths) for k, v in kwargs.items()
+            k: self._column(f"argument {k!r}", v, shared, lengths) for k, v in kwargs.items()
         }
-        if not lengths:
-            raise DefinitionError(
-                f"task {task.name!r}: .map() needs at least one iterable argument "
-                "(wrap constants in unmapped())"
-            )
-        if len(set(lengths.values())) > 1:
-            sizes = ", ".join(f"{k} has {n}" for k, n in lengths.items())
-            raise DefinitionError(
-                f"task {task.name!r}: .map() iterables differ in length ({sizes})"
-            )
-        count = next(iter(lengths.values()))
+        count = map_length(task.name, lengths)
         return self._new_call(task, count, True, new_args, new_kwargs, shared).futures
 
-    def _column(
-        self, task: Task, where: str, value: Any, shared: Refs, lengths: dict[str, int]
-    ) -> Any:
-        kind = type(value)
-        if kind is unmapped:
-            collect_refs(value.value, self.run_id, shared)
-            return value.value
-        if kind is TaskFuture:
+    def _column(self, where: str, value: Any, shared: Refs, lengths: dict[str, int]) -> Any:
+        """A mapped argument as a `Column`; a constant (see `mapped_values`) as it is."""
+        if type(value) is TaskFuture:
             # Mapping over one future maps over its value: wait for it (dynamic fan-out).
             value = value.result()
-            kind = type(value)
-        if kind is str or kind is bytes or kind is dict or not _iterable(value):
-            raise DefinitionError(
-                f"task {task.name!r}: .map() {where} must be a list, tuple or other iterable "
-                f"(got {kind.__name__}); wrap it in unmapped() to pass it to every item"
-            )
-        values = list(value)
+        values = mapped_values(value)
+        if values is None:
+            collect_refs(value, self.run_id, shared)
+            return value.value if type(value) is unmapped else value
         lengths[where] = len(values)
         item_refs: list[Refs] | None = None
         for i, item in enumerate(values):
@@ -309,6 +305,40 @@ class RunGraph:
 
 
 _NO_REFS = Refs()
+_PASSED_WHOLE = (str, bytes, bytearray, dict)
+
+
+def mapped_values(value: Any) -> list[Any] | None:
+    """The items `.map` maps over for an argument, or None for one passed whole to every item.
+
+    The same rule inside a flow and outside: `unmapped(x)`, strings, bytes, dicts and values that
+    are not iterable are passed whole; `allow_failure(xs)` maps over `xs`, each item allowed to
+    have failed; any other iterable is mapped over.
+    """
+    kind = type(value)
+    if kind is unmapped or kind is TaskFuture or isinstance(value, _PASSED_WHOLE):
+        return None
+    if kind is allow_failure:
+        inner = mapped_values(value.future)
+        return None if inner is None else [allow_failure(item) for item in inner]
+    if not _iterable(value):
+        return None
+    return list(value)
+
+
+def map_length(task_name: str, lengths: dict[str, int]) -> int:
+    """The number of items of a `.map` whose mapped arguments have `lengths`; refuses none or
+    unequal ones, naming the arguments."""
+    if not lengths:
+        raise DefinitionError(
+            f"task {task_name!r}: .map() needs at least one iterable argument to map over (a "
+            "list, tuple, range, generator, ...); strings, bytes, dicts, unmapped() values and "
+            "values that are not iterable are passed whole to every item"
+        )
+    if len(set(lengths.values())) > 1:
+        sizes = ", ".join(f"{k} has {n}" for k, n in lengths.items())
+        raise DefinitionError(f"task {task_name!r}: .map() iterables differ in length ({sizes})")
+    return next(iter(lengths.values()))
 
 
 def _iterable(value: Any) -> bool:

@@ -121,6 +121,24 @@ class Verdict:
     root: TaskRun | None = None  # the failure the run reports
 
 
+def _describe(root: TaskRun, task_runs: list[TaskRun]) -> str:
+    """`task 'x' [x[0]] ended FAILED: KeyError: ...`; for a mapped task, how many of its items
+    failed and the first of them."""
+    if root.map_index is not None:
+        items = [tr for tr in task_runs if tr.name == root.name and tr.map_index is not None]
+        failed = sorted(
+            (tr for tr in items if tr.state.is_failure and tr.state is not S.UPSTREAM_FAILED),
+            key=lambda tr: tr.map_index or 0,
+        )
+        if len(items) > 1 and failed:
+            first = failed[0]
+            return (
+                f"{len(failed)} of {len(items)} items of task {root.name!r} failed; first: "
+                f"[{first.key}] ended {first.state}: {first.error}"
+            )
+    return f"task {root.name!r} [{root.key}] ended {root.state}: {root.error}"
+
+
 @dataclass(slots=True)
 class _Task:
     """The machine's bookkeeping of one task run, beside its `TaskRun`."""
@@ -154,14 +172,30 @@ class RunState:
         self.flow_run.state = S.SCHEDULED
         self.flow_run.history.append(Transition(None, S.SCHEDULED, now, 0))
 
-    def flow_transition(self, to: StateType, now: float, message: str = "") -> StateEvent:
-        """Move the flow run itself; an illegal move raises `InvalidTransition`."""
+    def flow_transition(
+        self,
+        to: StateType,
+        now: float,
+        message: str = "",
+        error_type: str | None = None,
+        result: ResultInfo | None = None,
+    ) -> StateEvent:
+        """Move the flow run itself; an illegal move raises `InvalidTransition`. A failure
+        carries its error's type; a completion, where its persisted return value is."""
         fr = self.flow_run
         current = fr.state if fr.history else None
         if to.is_final and current is S.CANCELLING:
             to = S.CANCELLED  # a run being cancelled ends cancelled, whatever else happened
         next_state(current, to)
-        ev = StateEvent(self.run_id, None, current, to, now, self.attempt, message)
+        ev = StateEvent(
+            self.run_id, None, current, to, now, self.attempt, message,
+            error_type=error_type if to.is_failure else None,
+            result_location=result.location if result is not None else None,
+            result_size=result.size if result is not None else None,
+            result_serializer=result.serializer if result is not None else None,
+        )  # fmt: skip
+        if result is not None:
+            fr.result_location, fr.result_serializer = result.location, result.serializer
         fr.history.append(Transition(current, to, now, self.attempt, message))
         fr.state = to
         fr.attempts = max(fr.attempts, self.attempt)
@@ -393,9 +427,20 @@ class RunState:
             tr for tr in this_attempt if tr.state.is_failure and tr.state is not S.UPSTREAM_FAILED
         ]
         first = causes[0] if causes else unhandled[0]
-        more = f" (and {len(unhandled) - 1} more)" if len(unhandled) > 1 else ""
-        message = f"task {first.name!r} [{first.key}] ended {first.state}: {first.error}{more}"
-        return Verdict(S.FAILED, message, first)
+        others = sum(1 for tr in unhandled if tr.name != first.name) if causes else 0
+        more = f" (and {others} more failed tasks)" if others else ""
+        return Verdict(S.FAILED, _describe(first, this_attempt) + more, first)
+
+    def failure_summary(self, token: str, root_key: str) -> tuple[str, TaskRun] | None:
+        """How the flow attempt `token` failed because of the task run `root_key` (a logical
+        key): the message naming it (a mapped task's count of failed items, and the first),
+        and its task run; None if the attempt has no such failure."""
+        marker = f"-{token}["
+        this_attempt = [tr for ks, tr in self.flow_run.all_task_runs.items() if marker in ks]
+        root = next((tr for tr in this_attempt if tr.key == root_key), None)
+        if root is None or not root.state.is_failure:
+            return None
+        return _describe(root, this_attempt), root
 
     # ------------------------------------------------------------------ internals
 

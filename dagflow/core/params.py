@@ -41,6 +41,7 @@ class ParameterModel:
             fields[param.name] = (annotation, default)
         config = pydantic.ConfigDict(
             arbitrary_types_allowed=True,
+            validate_default=True,  # a dict default of a model parameter becomes the model
             extra="allow" if self.var_keyword else "forbid",
             title=flow_name,
         )
@@ -54,17 +55,67 @@ class ParameterModel:
             ) from None
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Map a call's arguments to parameter names, as Python would, without validating."""
+        """Map a call's arguments to parameter names, as Python would, without validating.
+
+        A call Python would refuse (an unknown keyword, too many positional arguments, one given
+        twice) raises `ParameterError` naming every such argument and every invalid or missing
+        field among the others, so one error lists all that is wrong with the call.
+        """
         try:
             bound = self.signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise ParameterError(
-                self.flow_name, [{"loc": (), "msg": str(exc), "type": "binding"}]
-            ) from None
+        except TypeError:
+            params, errors = self._bind_loosely(args, kwargs)
+            try:
+                self.validate(params)
+            except ParameterError as invalid:
+                errors += invalid.errors
+            raise ParameterError(self.flow_name, errors) from None
         params = dict(bound.arguments)
         if self.var_keyword and self.var_keyword in params:
             params.update(params.pop(self.var_keyword))
         return params
+
+    def _bind_loosely(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """What can be bound of a call Python refuses, and an error for each argument that
+        cannot."""
+        kinds = inspect.Parameter
+        positional = [
+            p.name
+            for p in self.signature.parameters.values()
+            if p.kind in (kinds.POSITIONAL_ONLY, kinds.POSITIONAL_OR_KEYWORD)
+        ]
+        params: dict[str, Any] = dict(zip(positional, args, strict=False))
+        errors: list[dict[str, Any]] = []
+        if len(args) > len(positional):
+            errors.append(
+                {
+                    "loc": (),
+                    "msg": f"too many positional arguments (it takes {len(positional)}, "
+                    f"{len(args)} were given)",
+                    "type": "binding",
+                }
+            )
+        known = self.signature.parameters
+        for name, value in kwargs.items():
+            if name in params:
+                errors.append(
+                    {
+                        "loc": (name,),
+                        "msg": "got multiple values (by position and by name)",
+                        "type": "binding",
+                    }
+                )
+            elif self.var_keyword or (
+                name in known and known[name].kind is not kinds.POSITIONAL_ONLY
+            ):
+                params[name] = value
+            else:
+                errors.append(
+                    {"loc": (name,), "msg": "unexpected keyword argument", "type": "binding"}
+                )
+        return params, errors
 
     def validate(self, params: dict[str, Any]) -> dict[str, Any]:
         """Validated and coerced parameters (defaults filled in); raises `ParameterError`."""

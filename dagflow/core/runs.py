@@ -279,6 +279,8 @@ class FlowRun:
     origin: str | None = None  # schedule | backfill | manual (None: started directly)
     served_by: str | None = None  # the `dagflow serve` process that claimed it
     late: bool = False  # not started within the grace period after `scheduled_time`
+    result_location: str | None = None  # the persisted return value (`persist_results=True`)
+    result_serializer: str | None = None
     all_task_runs: dict[str, TaskRun] = field(default_factory=dict)  # by Dask key, every attempt
     history: list[Transition] = field(default_factory=list)
     log_records: list[LogEvent] = field(default_factory=list)
@@ -287,6 +289,7 @@ class FlowRun:
     _has_value: bool = False
     _exception: BaseException | None = None
     _log_loader: Callable[[], list[LogEvent]] | None = None
+    _result_loader: Callable[[str, str], Any] | None = None  # reads a persisted value
 
     @property
     def duration(self) -> float | None:
@@ -331,8 +334,16 @@ class FlowRun:
                 run_id=self.id,
             )
         if not self._has_value:
+            if self.result_location and self._result_loader is not None:
+                self._value = self._result_loader(
+                    self.result_location, self.result_serializer or "cloudpickle"
+                )
+                self._has_value = True
+                return self._value
             raise FlowFailed(
-                f"flow run {self.id} completed but its return value was not kept", run_id=self.id
+                f"flow run {self.id} completed but its return value was not kept "
+                "(@flow(persist_results=True) keeps it)",
+                run_id=self.id,
             )
         return self._value
 

@@ -22,15 +22,16 @@ from distributed.utils import CancelledError
 
 from dagflow.core.context import FlowRunContext, current_flow_run
 from dagflow.core.graph import Call, RunGraph, TaskFuture
-from dagflow.core.keys import key_text, run_token
+from dagflow.core.keys import key_name, key_text, parse_key, run_token
 from dagflow.core.machine import Outcome, RunState, Verdict
 from dagflow.core.states import StateType
 from dagflow.core.walk import leaves, transform
 from dagflow.engine import printing
 from dagflow.engine.compiler import Compiler
 from dagflow.engine.logs import LogLimits
+from dagflow.engine.shipping import shipping_for
 from dagflow.engine.wrapper import Failure, error_text
-from dagflow.errors import ClusterError, DagflowError, DefinitionError, TaskFailed
+from dagflow.errors import ClusterError, DagflowError, DefinitionError, TaskFailed, UpstreamFailed
 
 if TYPE_CHECKING:
     from dagflow.core.flow import FlowDefinition
@@ -81,6 +82,7 @@ class FlowAttempt:
             log_limits=LogLimits(runner.settings.log_max_record, runner.settings.log_max_per_task),
             persist_all=runner.flow.options.persist_results,
             resume=runner.resume,
+            shipping=shipping_for(runner.client),
         )
         self.observed: set[str] = set()  # failed keys whose error the body saw or allowed
         self.cancelling = False  # stop submitting: this attempt is being torn down
@@ -145,7 +147,7 @@ class FlowAttempt:
                 raise DagflowError(f"submitting tasks to the cluster failed: {exc}") from exc
             self.tracker.submitted(calls, futures)
             for call in calls:
-                self.observed.update(key_text(key) for key in call.refs.soft)
+                self.observed.update(key_text(key) for key in call.soft_keys())
                 _forget_arguments(call)
 
     def _check_resources(self, calls: list[Call]) -> None:
@@ -190,19 +192,62 @@ class FlowAttempt:
                 cause=type(exc).__name__,
             ) from None
         if type(value) is Failure:
-            self.observed.add(key_text(future.key))
+            self._observe(future, value.error)
             raise value.error
         return value
 
+    def _observe(self, future: TaskFuture[Any], error: BaseException) -> None:
+        """The body saw `future`'s failure; one that did not run because of an upstream failure
+        shows the body that root failure too (its `__cause__`), and the tasks between."""
+        self.observed.add(key_text(future.key))
+        if isinstance(error, UpstreamFailed):
+            token = self.graph.run_token
+            for ref in (error.cause, *error.via):
+                try:
+                    name, index = parse_key(ref)
+                except ValueError:
+                    continue
+                self.observed.add(key_text((key_name(name, token), index)))
+
     def wait_for_future(self, future: TaskFuture[Any], timeout: float | None) -> None:
+        """Wait until the task has finished, or `timeout` seconds have passed (then return
+        anyway: the task keeps running)."""
         self._check_owner(future)
         if future.dask_future is None:
             self.submit_pending()
-        self.client.sync(_wait, [future.dask_future], timeout=timeout)
+        try:
+            self.client.sync(_wait, [future.dask_future], timeout=timeout)
+        except TimeoutError:
+            return
 
     def future_state(self, future: TaskFuture[Any]) -> StateType:
-        tr = self.tracker.state.task_run(key_text(future.key))
+        """The task run's state; once its Dask future is done, its final state (whose report
+        may still be on its way from the worker: wait for it, briefly)."""
+        key = key_text(future.key)
+        tr = self.tracker.state.task_run(key)
+        if tr is not None and tr.state.is_final and key not in self.tracker.reopened:
+            return tr.state
+        fut = future.dask_future
+        if fut is None or not fut.done():
+            return tr.state if tr is not None else S.PENDING
+        if not self._await_final(key, EVENT_GRACE_SECONDS):
+            self._settle_errored()
+            self._reconcile()
+        tr = self.tracker.state.task_run(key)
         return tr.state if tr is not None else S.PENDING
+
+    def _await_final(self, key: str, grace: float) -> bool:
+        """Wait up to `grace` s for the final report of `key` (whose Dask future is done)."""
+
+        def final() -> bool:
+            tr = self.tracker.state.task_run(key)
+            return tr is not None and tr.state.is_final and key not in self.tracker.reopened
+
+        deadline = time.monotonic() + grace
+        with self.tracker.settled:
+            while not final() and time.monotonic() < deadline and not self.cancelling:
+                self.tracker.settled.wait(0.05)
+            return final()
 
     def _check_owner(self, future: TaskFuture[Any]) -> None:
         if future.run_id != self.run_id:

@@ -24,8 +24,14 @@ class CacheContext:
     run_id: str
 
 
-@functools.lru_cache(maxsize=1024)
 def _source(fn: Callable[..., Any]) -> str:
+    while type(fn) is functools.partial:  # a task on a method: its function's source
+        fn = fn.func
+    return _function_source(fn)
+
+
+@functools.lru_cache(maxsize=1024)
+def _function_source(fn: Callable[..., Any]) -> str:
     try:
         return inspect.getsource(fn)
     except (OSError, TypeError):
@@ -70,4 +76,5 @@ def result_identity(
     """
     from dask.base import tokenize
 
-    return tokenize(task_name, code, bind_inputs(fn, args, kwargs))
+    bound = fn.args if type(fn) is functools.partial else ()  # a method's `self`
+    return tokenize(task_name, code, bound, bind_inputs(fn, args, kwargs))

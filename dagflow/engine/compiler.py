@@ -38,7 +38,7 @@ from dagflow.engine.layers import CallLayer
 from dagflow.engine.layers import Column as SpecColumn
 from dagflow.engine.logs import DEFAULT_LOG_LIMITS, LogLimits
 from dagflow.engine.results import ResultStorage
-from dagflow.engine.shipping import ship_by_value
+from dagflow.engine.shipping import Shipping
 from dagflow.engine.wrapper import TaskCall
 from dagflow.errors import DefinitionError
 
@@ -92,8 +92,10 @@ class Compiler:
         log_limits: LogLimits = DEFAULT_LOG_LIMITS,
         persist_all: bool = False,
         resume: ResumePlan | None = None,
+        shipping: Shipping | None = None,
     ) -> None:
         self.run_id = run_id
+        self.shipping = shipping
         self.topic = topic
         self.results_url = results_url
         self.log_limits = log_limits
@@ -137,7 +139,8 @@ class Compiler:
                 log_limits=self.log_limits,
             )
             try:
-                ship_by_value(task.fn)
+                if self.shipping is not None:
+                    call.by_reference = self.shipping.by_reference(task.fn)
                 payload = call.payload()
                 pickle.loads(payload)
             except Exception as exc:

@@ -17,13 +17,13 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from dagflow.core.options import TaskOptions
 from dagflow.core.retry import RetryPolicy
 from dagflow.engine import printing
-from dagflow.errors import DefinitionError, TaskTimeout
+from dagflow.errors import TaskTimeout
 
 if TYPE_CHECKING:
     from dagflow.core.task import TaskDefinition
@@ -119,28 +119,27 @@ def call_inline(
 def map_inline(
     task: TaskDefinition[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> list[Any]:
-    """`.map` outside a flow: call the task once per item, in this process."""
-    from dagflow.core.graph import unmapped
+    """`.map` outside a flow: call the task once per item, in this process (the arguments read
+    as inside a flow: `core.graph.mapped_values`)."""
+    from dagflow.core.graph import allow_failure, map_length, mapped_values, unmapped
 
-    def is_mapped(v: Any) -> bool:
-        return not isinstance(v, (unmapped, str, bytes, dict)) and isinstance(v, Iterable)
+    def whole(value: Any) -> Any:
+        return value.value if type(value) is unmapped else value
 
-    columns = {i: list(a) for i, a in enumerate(args) if is_mapped(a)}
-    kw_columns = {k: list(v) for k, v in kwargs.items() if is_mapped(v)}
-    sizes = {len(c) for c in (*columns.values(), *kw_columns.values())}
-    if not sizes:
-        raise DefinitionError(f"task {task.name!r}: .map() needs at least one iterable argument")
-    if len(sizes) > 1:
-        raise DefinitionError(f"task {task.name!r}: .map() iterables differ in length")
+    def item(value: Any) -> Any:
+        return value.future if type(value) is allow_failure else value
+
+    columns = {i: mapped_values(a) for i, a in enumerate(args)}
+    kw_columns = {k: mapped_values(v) for k, v in kwargs.items()}
+    lengths = {f"argument {i}": len(c) for i, c in columns.items() if c is not None}
+    lengths.update({f"argument {k!r}": len(c) for k, c in kw_columns.items() if c is not None})
     out = []
-    for i in range(sizes.pop()):
+    for i in range(map_length(task.name, lengths)):
         call_args = tuple(
-            columns[j][i] if j in columns else (a.value if isinstance(a, unmapped) else a)
-            for j, a in enumerate(args)
+            whole(a) if (c := columns[j]) is None else item(c[i]) for j, a in enumerate(args)
         )
         call_kwargs = {
-            k: kw_columns[k][i] if k in kw_columns else (v.value if isinstance(v, unmapped) else v)
-            for k, v in kwargs.items()
+            k: whole(v) if (c := kw_columns[k]) is None else item(c[i]) for k, v in kwargs.items()
         }
         out.append(task(*call_args, **call_kwargs))
     return out

@@ -22,21 +22,22 @@ from distributed.client import FutureCancelledError
 
 from dagflow.core.flow import FlowDefinition
 from dagflow.core.keys import parse_key
-from dagflow.core.machine import RunState
+from dagflow.core.machine import ResultInfo, RunState
 from dagflow.core.reuse import ResumePlan, plan_from
 from dagflow.core.runs import FlowRun, FlowRunStarted
 from dagflow.core.states import StateType
-from dagflow.engine.attempt import FlowAttempt
+from dagflow.engine.attempt import Cancelled, FlowAttempt
 from dagflow.engine.routing import router_for
 from dagflow.engine.scheduler_state import trim_on_scheduler
 from dagflow.engine.sinks import EventSink
 from dagflow.engine.tracker import RunTracker, run_hooks
 from dagflow.engine.wrapper import error_text
-from dagflow.errors import FlowCancelled, FlowFailed, FlowTimeout
+from dagflow.errors import FlowCancelled, FlowFailed, FlowTimeout, UpstreamFailed
 from dagflow.settings import Settings
 
 log = logging.getLogger(__name__)
 S = StateType
+BODY_GRACE_SECONDS = 0.5  # after a timeout or cancel: how long the body may take to notice
 
 
 class Cluster(Protocol):
@@ -102,6 +103,7 @@ class FlowRunner:
         self.cancel_requested = False  # the user (or a parent) asked to cancel the run
         self.current: FlowAttempt | None = None
         self.resume = resume
+        self.result: ResultInfo | None = None  # where the return value was persisted
         # One Dask span per run (a subflow's nests in its parent's): every wave is submitted
         # under the same span ids, so the dashboard shows the run as one span, not one per wave.
         parent_span: dict[str, tuple[str, ...]] = parent.span if parent else {"name": (), "ids": ()}
@@ -201,18 +203,23 @@ class FlowRunner:
             while body.is_alive():
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
+                    # The body's thread cannot be stopped; from now on its task calls are
+                    # refused (the attempt is cancelling), and the run ends now, at its timeout.
                     attempt.cancel_tasks(f"flow timed out after {timeout:g}s")
-                    body.join(10)
+                    body.join(BODY_GRACE_SECONDS)
                     error = FlowTimeout(
                         f"flow {self.flow.name!r} timed out after {timeout:g}s", run_id=self.run_id
                     )
                     attempt.settle_remaining(S.CANCELLED, "flow timed out")
                     return S.TIMED_OUT, str(error), error
+                if self.cancel_requested:
+                    body.join(BODY_GRACE_SECONDS)  # its next task call or wait stops it
+                    break
                 body.join(0.2 if remaining is None else min(0.2, remaining))
         except KeyboardInterrupt:
             self.cancel("cancelled by the user (Ctrl-C)")
             if body.is_alive():
-                body.join(10)
+                body.join(BODY_GRACE_SECONDS)
             attempt.settle_remaining(S.CANCELLED, "flow run cancelled")
             return S.CANCELLED, "cancelled by the user (Ctrl-C)", None
         if self.cancel_requested:
@@ -227,14 +234,30 @@ class FlowRunner:
         if "error" in outcome:
             exc = outcome["error"]
             attempt.settle_remaining(S.CANCELLED, "flow body failed")
+            if isinstance(exc, UpstreamFailed) and exc.__cause__ is not None:
+                # the body asked for a value that never came: the run reports why
+                with self.lock:
+                    found = self.state.failure_summary(attempt.graph.run_token, exc.cause)
+                return S.FAILED, found[0] if found else error_text(exc.__cause__), exc
             return S.FAILED, error_text(exc), exc
         verdict = attempt.verdict()
         if verdict.state is S.COMPLETED:
             self.flow_run._value = outcome.get("value")
             self.flow_run._has_value = True
+            if self.flow.options.persist_results:
+                try:
+                    self.result = self._persist_value(outcome.get("value"))
+                except Exception as exc:
+                    message = (
+                        f"flow {self.flow.name!r} returned a value that could not be persisted: "
+                        f"{error_text(exc)}"
+                    )
+                    return S.FAILED, message, FlowFailed(message, run_id=self.run_id)
             return S.COMPLETED, "", None
-        root = verdict.root
-        cause = attempt.task_error(root.dask_key) if root is not None and root.dask_key else None
+        failed = verdict.root
+        cause = (
+            attempt.task_error(failed.dask_key) if failed is not None and failed.dask_key else None
+        )
         return (
             verdict.state,
             verdict.message,
@@ -265,17 +288,30 @@ class FlowRunner:
             f"(client {status}); the run crashed: its tasks' outcome is unknown"
         )
 
+    def _persist_value(self, value: Any) -> ResultInfo:
+        """Write the flow's return value where its tasks' results go (`persist_results=True`),
+        so that the run read back from the history, in any process, returns it."""
+        from dagflow.engine.results import ResultStorage
+
+        serializer = self.flow.options.result_serializer
+        stored = ResultStorage(self.settings.results_url).write(
+            f"{self.run_id}/flow-result", value, serializer
+        )
+        return ResultInfo(stored.location, stored.size, stored.serializer, None)
+
     def _finish(self, state: StateType, message: str, error: BaseException | None) -> None:
         fr = self.flow_run
         if error is not None and state is not S.COMPLETED:
             fr._exception = error
-            fr.error_type = type(error).__name__
+            root = error.__cause__ if isinstance(error, UpstreamFailed) else None
+            fr.error_type = type(root or error).__name__  # the root failure's type
         if state is S.CANCELLED:
             fr._exception = FlowCancelled(
                 f"flow run {self.run_id} cancelled: {message}", run_id=self.run_id
             )
         fr.error = message or None
-        self.tracker.flow_transition(state, message)
+        result = self.result if state is S.COMPLETED else None
+        self.tracker.flow_transition(state, message, fr.error_type, result)
         fr.ended = time.time()
         options = self.flow.options
         final = fr.state
@@ -286,6 +322,12 @@ class FlowRunner:
         elif final.is_failure:
             run_hooks(options.on_failure, self.flow, fr)
         self.tracker.release_all()
+
+    def check_running(self) -> None:
+        """Refuse new work (a subflow) once this run is cancelled or timed out."""
+        attempt = self.current
+        if self.cancel_requested or (attempt is not None and attempt.cancelling):
+            raise Cancelled(f"flow run {self.run_id} is being cancelled: no subflow starts")
 
     def cancel(self, reason: str) -> None:
         """Cancel this run (and its subflows): stop its tasks on the cluster."""

@@ -20,7 +20,7 @@ from typing import Any
 
 from dagflow.core.graph import Call, Column, Refs
 from dagflow.core.keys import key_text, parse_key
-from dagflow.core.machine import Outcome, RunState, parse_report
+from dagflow.core.machine import Outcome, ResultInfo, RunState, parse_report
 from dagflow.core.runs import FlowRun, RunEvent, StateEvent, TaskEdges, TaskRun
 from dagflow.core.states import StateType
 from dagflow.core.task import TaskDefinition
@@ -147,14 +147,22 @@ class RunTracker:
         if new_edges:
             self.emit([TaskEdges(self.run_id, tuple(sorted(new_edges)))])
 
-    def flow_transition(self, to: StateType, message: str = "") -> None:
+    def flow_transition(
+        self,
+        to: StateType,
+        message: str = "",
+        error_type: str | None = None,
+        result: ResultInfo | None = None,
+    ) -> None:
         with self.lock:
-            ev = self.state.flow_transition(to, time.time(), message)
+            ev = self.state.flow_transition(to, time.time(), message, error_type, result)
         self.emit([ev])
 
     def flow_log(self, level: int, message: str) -> None:
         message = storable(bounded(message, self.log_limit))
         with self.lock:
+            if self.flow_run.state.is_final:
+                return  # a timed-out body's thread, still running: the run has ended
             ev = self.state.log(level, time.time(), message)
         reemit(ev)
         self.emit([ev])

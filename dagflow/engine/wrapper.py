@@ -36,6 +36,7 @@ from dagflow.engine.caching import CacheContext, bind_inputs, code_token, result
 from dagflow.engine.logs import DEFAULT_LOG_LIMITS, LogLimits, TaskLog
 from dagflow.engine.outbox import Outbox, outbox_for
 from dagflow.engine.retrying import run_guarded, run_with_retries
+from dagflow.engine.shipping import dumps, shipped
 from dagflow.errors import TaskFailed, TaskTimeout, UpstreamFailed
 
 if TYPE_CHECKING:
@@ -73,6 +74,29 @@ class Failure:
 
 def error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
+
+
+def upstream_failed(task: str, run_id: str, upstream: Failure) -> UpstreamFailed:
+    """The error of `task`, not run because of `upstream`: it names the root failure (through
+    upstream tasks that did not run either) and chains its exception as `__cause__`."""
+    root, root_task, root_state = upstream.error, upstream.task, upstream.state
+    root_key = logical(upstream.key)
+    via: tuple[str, ...] = ()
+    if type(root) is UpstreamFailed and root.__cause__ is not None:
+        via = (*root.via, root_key)
+        root_task, root_key, root_state = root.upstream, root.cause, root.upstream_state
+        root = root.__cause__
+    return UpstreamFailed(
+        f"task {task!r} did not run: upstream {root_task!r} ({root_key}) ended {root_state}: "
+        f"{error_text(root)}",
+        task=task,
+        run_id=run_id,
+        cause=root_key,
+        upstream=root_task,
+        upstream_state=root_state,
+        root=root,
+        via=via,
+    )
 
 
 def _portable(error: BaseException, task: str, run_id: str) -> BaseException:
@@ -156,17 +180,20 @@ class TaskCall:
         self.spent_retries = spent_retries  # earlier attempts count against the retries
         self.code = code_token(task.fn) if persist or earlier else ""
         self.log_limits = log_limits
+        self.by_reference = False  # the function travels as module + name (`shipping.py`)
         self._payload: bytes | None = None
 
     # Pickled once on the driver; workers keep one instance per payload, so the per-task
     # message carries bytes, not a function to rebuild.
     def payload(self) -> bytes:
         if self._payload is None:
-            self._payload = cloudpickle.dumps(self)
+            self._payload = dumps(self)
         return self._payload
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in _STATE}
+        state = {k: getattr(self, k) for k in _STATE}
+        state["fn"] = shipped(self.fn, self.by_reference)
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -220,13 +247,7 @@ class TaskCall:
 
         for value in deps:
             if type(value) is Failure:
-                error = UpstreamFailed(
-                    f"task {options.name!r} did not run: upstream {value.task!r} "
-                    f"({logical(value.key)}) ended {value.state}",
-                    task=options.name,
-                    run_id=self.run_id,
-                    cause=logical(value.key),
-                )
+                error = upstream_failed(options.name, self.run_id, value)
                 report(UPSTREAM_FAILED, 0, str(error), "UpstreamFailed")
                 return Failure(options.name, key, UPSTREAM_FAILED, error)
         if soft:

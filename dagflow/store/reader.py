@@ -248,6 +248,8 @@ class Reader:
             entrypoint=m["entrypoint"],
             deployment=m["deployment_id"],
             scheduled_time=m["scheduled_time"],
+            result_location=m["result_location"],
+            result_serializer=m["result_serializer"],
             origin=m["origin"],
             served_by=m["claimed_by"],
         )

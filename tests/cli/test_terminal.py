@@ -90,7 +90,11 @@ def test_a_failed_run_ends_with_its_summary_error_and_next_steps(home: Path) -> 
         ), t
         assert lines[summary + 1].startswith("Error: run "), t
         rest = "\n".join(lines[summary + 1 :])
-        assert "UpstreamFailed: task 'total' did not run" in rest.replace("\n", "")
+        # the root cause, not the task that did not run because of it
+        assert (
+            "5 of 300 items of task 'work' failed; first: [work[7]] ended FAILED: OSError: disk 7"
+            in rest.replace("\n", "")
+        )
         assert "next: dagflow runs show " in rest and "dagflow logs " in rest
         assert "dagflow resume " in rest and "reruns all 301 tasks: none persisted" in rest
         assert lines[-1].strip() == "(@flow(persist_results=True) keeps them)", t

@@ -285,16 +285,25 @@ def test_map_iterables_of_different_lengths_are_refused_with_their_sizes() -> No
     assert "argument 0 has 3" in message and "argument 'named' has 2" in message
 
 
-@pytest.mark.parametrize(
-    ("value", "kind"), [(5, "int"), ("abc", "str"), (b"ab", "bytes"), ({"a": 1}, "dict")]
-)
-def test_map_over_a_non_iterable_names_the_argument(value: Any, kind: str) -> None:
+@pytest.mark.parametrize("value", [5, "abc", b"ab", {"a": 1}, unmapped([1, 2])])
+def test_map_passes_constants_whole_and_needs_something_to_map_over(value: Any) -> None:
+    graph = new_graph()
     with pytest.raises(DefinitionError) as info:
-        new_graph().add_map(extract, (), {"source": value})
+        graph.add_map(extract, (), {"source": value})
     message = str(info.value)
-    assert message.startswith("task 'extract': .map() argument 'source' must be a list")
-    assert f"got {kind}" in message
-    assert "unmapped()" in message
+    assert message.startswith("task 'extract': .map() needs at least one iterable argument")
+    assert "passed whole to every item" in message
+    futures = graph.add_map(combine, ([1, 2],), {"named": value})
+    assert len(futures) == 2
+    assert futures[0].call.kwargs["named"] == (value.value if type(value) is unmapped else value)
+
+
+def test_map_over_allow_failure_of_a_list_maps_over_its_items() -> None:
+    graph = new_graph()
+    upstream = graph.add_map(extract, ([1, 2, 3],), {})
+    futures = graph.add_map(combine, (allow_failure(upstream),), {})
+    assert len(futures) == 3
+    assert [set(futures[0].call.item_refs(i).soft) for i in range(3)] == [{f.key} for f in upstream]
 
 
 def test_map_needs_an_iterable_argument() -> None:

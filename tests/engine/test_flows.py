@@ -499,7 +499,7 @@ def test_failed_flow_message_names_the_task() -> None:
     run = failing_many.run()
     assert run.state is S.FAILED
     assert "fail" in (run.error or "")
-    assert "and 1 more" in (run.error or "")
+    assert "2 of 2 items of task 'fail' failed; first: [fail[0]]" in (run.error or "")
     with pytest.raises((ValueError, FlowFailed)):
         run.result()
 
