@@ -18,6 +18,7 @@ from rich.console import Console
 
 from dagflow.cli.output import duration, one_line
 from dagflow.cli.progress import Counts
+from dagflow.core.reuse import ReuseSummary
 from dagflow.core.runs import FlowRun
 from dagflow.core.states import StateType
 from dagflow.core.text import inert
@@ -31,8 +32,11 @@ result_repr.maxother = 200
 result_repr.maxlist = result_repr.maxtuple = result_repr.maxdict = result_repr.maxset = 20
 
 
-def report(out: Console, err: Console, flow_run: FlowRun, counts: Counts) -> int:
-    """Print how the run ended (to `out`; the error and the next steps to `err`); the exit code."""
+def report(
+    out: Console, err: Console, flow_run: FlowRun, counts: Counts, resumed: bool = False
+) -> int:
+    """Print how the run ended (to `out`; the error and the next steps to `err`); the exit code.
+    A resumed run also says which task results it reused and which it ran again, and why."""
     took = flow_run.running_time()
     took_text = f" in {duration(took)}" if took is not None else ""
     out.print(
@@ -40,6 +44,9 @@ def report(out: Console, err: Console, flow_run: FlowRun, counts: Counts) -> int
         markup=False,
         soft_wrap=True,
     )
+    if resumed:
+        histories = [(t.key, [h.message for h in t.history]) for t in flow_run.task_runs]
+        out.print(ReuseSummary.of(histories).text(), markup=False, soft_wrap=True)
     if flow_run.state.is_success:
         try:
             value = f"result: {result_repr.repr(flow_run.result())}"

@@ -111,7 +111,7 @@ def resume_command(
     def start(flow: Flow, progress: RunProgress) -> FlowRun:
         return runtime.resume(flow, run_ref, force=force, cluster=cluster, sinks=[progress])
 
-    _execute(ctx, locate, start, cluster)
+    _execute(ctx, locate, start, cluster, resumed=True)
 
 
 def _execute(
@@ -119,6 +119,7 @@ def _execute(
     locate: Callable[[], Flow],
     start: Callable[[Flow, RunProgress], FlowRun],
     cluster: str | None,
+    resumed: bool = False,
 ) -> None:
     """Load the flow, run it with a progress display, close the cluster, report, and exit with
     the run's code."""
@@ -143,7 +144,8 @@ def _execute(
         run_id = progress.run_id if progress is not None else None
         click.echo(f"Cancelled: run {run_id} interrupted" if run_id else "Cancelled", err=True)
         ctx.exit(EXIT_CANCELLED)
-    ctx.exit(report(console, Console(highlight=False, stderr=True), flow_run, progress.counts()))
+    err = Console(highlight=False, stderr=True)
+    ctx.exit(report(console, err, flow_run, progress.counts(), resumed=resumed))
 
 
 def _close_quietly() -> None:

@@ -17,6 +17,43 @@ from dagflow.core.keys import parse_key, slug_of
 from dagflow.core.states import StateType
 
 REUSABLE = (StateType.COMPLETED, StateType.CACHED)
+# What a task run's history says when a resume or flow retry reused its result, or did not.
+REUSED = "result reused from an earlier attempt"
+NOT_REUSED = "its earlier result was not reused: the task's code or inputs changed"
+
+
+@dataclass(frozen=True, slots=True)
+class ReuseSummary:
+    """What a resumed (or retried) run did with its earlier results: reused, re-ran because the
+    task's code or inputs changed (their logical keys), re-ran for want of one (counts)."""
+
+    reused: int
+    changed: tuple[str, ...]
+    ran_again: int
+
+    @classmethod
+    def of(cls, histories: Iterable[tuple[str, Iterable[str]]]) -> ReuseSummary:
+        """From each task run's (logical key, messages of its history)."""
+        reused, changed, ran = 0, [], 0
+        for key, messages in histories:
+            said = set(messages)
+            if REUSED in said:
+                reused += 1
+            elif NOT_REUSED in said:
+                changed.append(key)
+            else:
+                ran += 1
+        return cls(reused, tuple(changed), ran)
+
+    def text(self, limit: int = 5) -> str:
+        """`reused 3 task results; re-ran 1 whose code or inputs changed (add[0]); ...`."""
+        parts = [f"reused {self.reused} task result{'s' if self.reused != 1 else ''}"]
+        if self.changed:
+            shown = ", ".join(self.changed[:limit]) + (", ..." if len(self.changed) > limit else "")
+            parts.append(f"re-ran {len(self.changed)} whose code or inputs changed ({shown})")
+        if self.ran_again:
+            parts.append(f"ran {self.ran_again} without a result to reuse")
+        return "; ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)

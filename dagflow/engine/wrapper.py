@@ -28,7 +28,7 @@ from dagflow.core.context import TaskRunContext, current_task_run
 from dagflow.core.keys import logical
 from dagflow.core.machine import Report, ResultInfo
 from dagflow.core.options import TaskOptions
-from dagflow.core.reuse import Earlier
+from dagflow.core.reuse import NOT_REUSED, REUSED, Earlier
 from dagflow.core.states import StateType
 from dagflow.core.text import storable
 from dagflow.core.walk import transform
@@ -326,10 +326,9 @@ class TaskCall:
                     note = f"its earlier result could not be read ({error_text(exc)}); running it"
                 else:
                     reused = ResultInfo(earlier.location, None, serializer, None, earlier.identity)
-                    message = "result reused from an earlier attempt"
-                    return _Found(True, value, reused, None, earlier.identity, message)
+                    return _Found(True, value, reused, None, earlier.identity, REUSED)
             else:
-                note = "its earlier result was not reused: the task's code or inputs changed"
+                note = NOT_REUSED
         fn = options.cache_key_fn
         if fn is None or storage is None:
             return _Found(False, None, None, None, identity, note)
