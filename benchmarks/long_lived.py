@@ -46,9 +46,10 @@ def rss_mb() -> float:
 def scheduler_state(dask_scheduler: Any = None) -> dict[str, int]:
     """On the scheduler: how much it keeps."""
     spans = dask_scheduler.extensions.get("spans")
+    events = dask_scheduler.get_events()  # every topic and the messages it keeps
     return {
-        "topics": len(dask_scheduler.events),
-        "event_messages": sum(len(v) for v in dask_scheduler.events.values()),
+        "topics": len(events),
+        "event_messages": sum(len(v) for v in events.values()),
         "spans": len(spans.spans) if spans is not None else 0,
         "task_groups": len(dask_scheduler.task_groups),
         "task_prefixes": len(dask_scheduler.task_prefixes),

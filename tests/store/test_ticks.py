@@ -179,21 +179,22 @@ def test_without_catchup_older_due_ticks_are_skipped(store: Store) -> None:
 def test_pausing_drops_upcoming_ticks_so_they_can_be_planned_again(store: Store) -> None:
     dep = deployment()
     store.save_deployments([dep])
-    now = time.time()
-    ticks_of(store, dep, now, now + 100)
+    # Ticks start 5 s ahead: a tick already due when the pause lands is not "upcoming".
+    later = time.time() + 5
+    ticks_of(store, dep, later, later + 100)
     store.set_paused("every", True)  # a name unique across flows is enough
     assert [r for r in store.list_flow_runs() if r.state is S.SCHEDULED] == []
     store.set_paused("etl/every", False)
-    assert len(ticks_of(store, dep, now, now + 100)) == 10
+    assert len(ticks_of(store, dep, later, later + 100)) == 10
     info = store.deployments()[0]
-    assert info.next_run is not None and info.next_run > now
+    assert info.next_run is not None and info.next_run > later
 
 
 def test_a_changed_schedule_drops_the_old_upcoming_ticks(store: Store) -> None:
     dep = deployment()
     store.save_deployments([dep])
-    now = time.time()
-    ticks_of(store, dep, now, now + 100)
+    later = time.time() + 5  # only upcoming ticks are dropped; none is due yet
+    ticks_of(store, dep, later, later + 100)
     assert store.save_deployments([dep]) == []  # unchanged
     changed = Deployment("every", "etl", "/tmp/flows.py:etl", schedules=(IntervalSchedule(7),))
     assert store.save_deployments([changed]) == ["etl/every"]
