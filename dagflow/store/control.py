@@ -20,14 +20,12 @@ from __future__ import annotations
 import time
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from dagflow.core.states import StateType
 from dagflow.errors import NotFound, StateConflict, StoreError
-from dagflow.store.database import driver_reason
+from dagflow.store.database import driver_reason, insert_for
 from dagflow.store.schema import FLOW_LEVEL, flow_runs, state_history
 
 S = StateType
@@ -76,7 +74,7 @@ def _try_cancel(conn: Connection, run_id: str, reason: str) -> StateType | None:
     ).rowcount
     if changed != 1:
         return None  # the driver wrote in between: read again
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    insert = insert_for(conn)
     conn.execute(
         insert(state_history).on_conflict_do_nothing(),
         [

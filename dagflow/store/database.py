@@ -87,6 +87,18 @@ def _sqlite_pragmas(busy_timeout_ms: int, dbapi_connection: Any, _record: Any) -
     cursor.close()
 
 
+def insert_for(conn: Connection) -> Any:
+    """The dialect's INSERT (it has `on_conflict_do_*`); imported here, when a write needs it, so
+    a command that only reads never loads both dialects."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
 def alembic_config(connection: Connection) -> Config:
     from alembic.config import Config
 

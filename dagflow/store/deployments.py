@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 from dagflow.core.deployments import Deployment, split_full_name
 from dagflow.core.schedules import CronSchedule, IntervalSchedule, Schedule
 from dagflow.core.states import StateType
 from dagflow.errors import StoreError
+from dagflow.store.database import insert_for
 from dagflow.store.encoding import decode_parameters, encode_parameters
 from dagflow.store.schema import deployment_schedules, deployments, flow_runs, state_history
 
@@ -39,10 +38,6 @@ class DeploymentInfo:
     next_run: float | None  # the earliest SCHEDULED run's tick
     last_run_id: str | None  # the latest run that started
     last_run_state: StateType | None
-
-
-def insert_for(conn: Connection) -> Any:
-    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
 
 
 def save(engine: Engine, items: list[Deployment], now: float) -> list[str]:

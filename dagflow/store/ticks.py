@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from dagflow.core.deployments import Deployment
 from dagflow.core.states import StateType, can_transition
-from dagflow.store.deployments import insert_for
+from dagflow.store.database import insert_for
 from dagflow.store.encoding import encode_parameters
 from dagflow.store.schema import FLOW_LEVEL, deployments, flow_runs, flows, state_history
 
