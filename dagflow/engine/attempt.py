@@ -175,6 +175,7 @@ class FlowAttempt:
         self._check_owner(future)
         if future.dask_future is None:
             self.submit_pending()
+            self._check_held(future)
         try:
             value = future.dask_future.result(timeout=timeout)
         except Exception as exc:
@@ -215,6 +216,7 @@ class FlowAttempt:
         self._check_owner(future)
         if future.dask_future is None:
             self.submit_pending()
+            self._check_held(future)
         try:
             self.client.sync(_wait, [future.dask_future], timeout=timeout)
         except TimeoutError:
@@ -252,6 +254,13 @@ class FlowAttempt:
     def _check_owner(self, future: TaskFuture[Any]) -> None:
         if future.run_id != self.run_id:
             raise DefinitionError(f"{future!r} belongs to another flow run")
+
+    def _check_held(self, future: TaskFuture[Any]) -> None:
+        if future.dask_future is None:  # submitted, and let go when its run ended
+            raise DefinitionError(
+                f"{future!r}: its flow run has ended and its result is released; return "
+                "what you need from the flow (or persist it) to use it afterwards"
+            )
 
     def _resolve_return(self, value: Any) -> Any:
         """The body's return value with every future replaced by its result."""

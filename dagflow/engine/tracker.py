@@ -52,6 +52,7 @@ class RunTracker:
         self.lock = threading.RLock()
         self.settled = threading.Condition(self.lock)
         self.inflight: dict[str, Any] = {}  # task key -> distributed.Future, until its end
+        self.held: list[Any] = []  # every TaskFuture submitted: let go of at the end
         self.failed: dict[str, Any] = {}  # futures holding a `Failure`, until the run ends
         self.tasks: dict[str, TaskDefinition[..., Any]] = {}  # key name -> task, for hooks
         self.edges: set[tuple[str, str]] = set()  # task-name dependencies already emitted
@@ -134,12 +135,14 @@ class RunTracker:
             events = self.state.submitted(calls, now)
             inflight = self.inflight
             i = 0
+            held = self.held
             for call in calls:
                 self.tasks[call.name] = call.task
                 for tf in call.futures:
                     fut = futures[i]
                     i += 1
                     tf.dask_future = fut
+                    held.append(tf)
                     inflight[key_text(tf.key)] = fut
             new_edges = name_edges(calls) - self.edges
             self.edges |= new_edges
@@ -176,11 +179,15 @@ class RunTracker:
             return self.inflight.get(key) or self.failed.get(key)
 
     def release_all(self) -> None:
-        """Drop the run's references; a future is released once nobody holds it (the same
-        Future objects sit in the user's TaskFutures)."""
+        """Let go of every Dask future of the run, the ones in the user's TaskFutures too, so
+        the results leave the workers now: TaskFutures sit in reference cycles (through their
+        resolver) and would hold them until Python's next full garbage collection."""
         with self.lock:
             self.inflight.clear()
             self.failed.clear()
+            held, self.held = self.held, []
+        for tf in held:
+            tf.dask_future = None
 
     def _task_hooks(self, tr: TaskRun) -> None:
         """Call the task's on_completion / on_failure / on_crashed hooks with its task run."""

@@ -423,3 +423,51 @@ def test_log_prints_captures_stderr_at_warning() -> None:
 def test_the_public_names_are_exported() -> None:
     assert dagflow.allow_failure is allow_failure
     assert issubclass(FlowFailed, Exception)
+
+
+def held_on_cluster(cluster: str) -> int:
+    """How many tasks the cluster's scheduler still keeps (results a client wants)."""
+    from dagflow.clusters import get_cluster
+
+    client = get_cluster(cluster).client
+    return int(client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)))
+
+
+def test_a_finished_run_leaves_no_result_on_the_cluster(cluster: str) -> None:
+    """A failed body's traceback holds its futures in a reference cycle; when the run ends
+    they are let go at once, not at Python's next full garbage collection (a long-lived
+    process would pile results up on the workers)."""
+
+    @flow
+    def keeps(n: int) -> int:
+        values = echo.map(range(n))
+        total = sum(v.result() for v in values)
+        raise ValueError(f"refusing {total}")
+
+    import gc
+
+    gc.disable()  # what is released must be released without the cycle collector
+    try:
+        for _ in range(3):
+            with pytest.raises(ValueError, match="refusing 10"):
+                keeps(5)
+        deadline = time.monotonic() + 10
+        while held_on_cluster(cluster) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert held_on_cluster(cluster) == 0
+    finally:
+        gc.enable()
+
+
+def test_a_future_used_after_its_run_ended_says_so(cluster: str) -> None:
+    kept: list[Any] = []
+
+    @flow
+    def leaks() -> int:
+        future = echo(1)
+        kept.append(future)
+        return future.result()
+
+    assert leaks() == 1
+    with pytest.raises(DefinitionError, match="its flow run has ended"):
+        kept[0].result()
