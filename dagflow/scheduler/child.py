@@ -13,6 +13,11 @@ takes down the service or the other runs. The child:
 3. runs it under the same id on the cluster it was given (`runtime.run_flow(scheduled=True)`)
    and exits 0 (completed), 1 (failed or crashed) or 130 (cancelled).
 
+A run that ended (FAILED, TIMED_OUT, CRASHED, CANCELLED) is one its serve process claimed to
+resume (a resume request, `store/control.py`): the child resumes it under its id as `dagflow
+resume` does (`runtime.resume`), reusing persisted task results; a flow that no longer loads
+leaves the run as it was, with that line on the serve process's output (`EXIT_NOT_STARTED`).
+
 SIGTERM (what serve sends on a second Ctrl-C) cancels the run: its Dask work is cancelled and it
 ends CANCELLED. `LOADING` is set while the flow's file is imported, so a file that calls
 `flow.serve(...)` at import time does not start a second service inside the child.
@@ -65,9 +70,12 @@ def run(run_id: str, served_by: str, cluster: str) -> int:
 
     from dagflow import runtime
     from dagflow.entrypoints import load_flow
+    from dagflow.store.resume import RESUMABLE
 
     store = runtime.default_store()
     recorded = store.get_flow_run(run_id)
+    if recorded.state in RESUMABLE:
+        return resume(run_id, recorded.entrypoint, cluster)
     t_loaded = time.time()
     try:
         if not recorded.deployment or not recorded.entrypoint:
@@ -96,6 +104,37 @@ def run(run_id: str, served_by: str, cluster: str) -> int:
         return EXIT_NOT_TAKEN
     log.debug("run %s: loaded in %.3fs", run_id, time.time() - t_loaded)
     flow_run = runtime.run_flow(flow, params, cluster=cluster, run_id=run_id, scheduled=True)
+    runtime.close_stores()
+    if flow_run.state.is_success:
+        return EXIT_COMPLETED
+    if flow_run.state.value == "CANCELLED":
+        return EXIT_CANCELLED
+    return EXIT_FAILED
+
+
+def resume(run_id: str, entrypoint: str | None, cluster: str) -> int:
+    """Resume ended run `run_id` (claimed for it by its serve process); the exit code."""
+    global LOADING
+
+    from dagflow import runtime
+    from dagflow.entrypoints import load_flow
+
+    try:
+        if not entrypoint:
+            raise DagflowError(f"run {run_id} does not say where its flow came from")
+        LOADING = True
+        try:
+            flow = load_flow(entrypoint)
+        finally:
+            LOADING = False
+        from dagflow.clusters import get_cluster
+
+        get_cluster(cluster)
+        flow_run = runtime.resume(flow, run_id, cluster=cluster)
+    except DagflowError as exc:
+        print(f"run {run_id}: resume not started: {_one_line(exc)}", file=sys.stderr, flush=True)
+        runtime.close_stores()
+        return EXIT_NOT_STARTED
     runtime.close_stores()
     if flow_run.state.is_success:
         return EXIT_COMPLETED

@@ -8,7 +8,9 @@ One loop, about every `poll` seconds (sooner when a tick is due):
 3. claim due runs of its deployments, within `limit` running children and each deployment's
    `max_active_runs`, and start one child process per run (`child.py`, forked from a warm fork
    server: `processes.py`), passing it the cluster: the shared LocalCluster's address for the
-   default local cluster, else the deployment's cluster name;
+   default local cluster, else the deployment's cluster name; then, within `limit` too, claim
+   its deployments' ended runs someone asked to resume (`store/control.py`): the child resumes
+   those, as `dagflow resume` would;
 4. create the ticks the planner says are due (`planning.py`), each once by idempotency key (and
    claim again if one of them is due already);
 5. reap children that ended and log how their runs ended. A child that could not start its run
@@ -189,6 +191,15 @@ class Server:
         for item in claimed:
             if self.stopping:
                 break  # Ctrl-C came meanwhile: what is left is given back on the way out
+            self._start(item)
+        capacity = self.limit - len(self.children)
+        if capacity <= 0 or self.stopping:
+            return
+        for item in self.store.claim_resumes(self.served_by, now, capacity, list(self.served)):
+            if self.stopping or item.deployment_id not in self.served:
+                self.store.give_back_resume(item.run_id, self.served_by)
+                continue
+            log.info("run %s of %s: resume requested", item.run_id[:12], item.deployment_id)
             self._start(item)
 
     def _refresh(self, now: float) -> None:
