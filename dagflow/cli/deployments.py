@@ -9,7 +9,6 @@ a `dagflow serve` process serving the deployment picks up; `run --wait` then fol
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 import click
@@ -145,16 +144,11 @@ def run(
     ctx: click.Context, name: str, pairs: tuple[str, ...], params_json: str | None, wait: bool
 ) -> None:
     """Trigger a run of NAME now: a serving `dagflow serve` process starts it."""
-    from dagflow.scheduler.definitions import given_parameters
+    from dagflow.scheduler.manual import create_run
 
     store = runtime.default_store()
     dep = store.deployment(name)
-    flow = load_flow(dep.entrypoint)
-    params = given_parameters(flow, dep.full_name, pairs, params_json, dep.parameters)
-    created = store.create_runs(
-        [NewRun(dep, time.time(), "manual", f"manual:{uuid.uuid4().hex}", params)]
-    )
-    run_id = created[0]
+    run_id = create_run(store, dep, load_flow(dep.entrypoint), pairs, params_json)
     click.echo(f"run {run_id} of {dep.full_name} created")
     if wait:
         ctx.exit(_follow(run_id))

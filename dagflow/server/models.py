@@ -284,6 +284,12 @@ class CancelOut(Out):
     state: StateType = Field(description="CANCELLED, or CANCELLING until its driver stops it")
 
 
+class ResumeOut(Out):
+    id: str
+    state: StateType = Field(description="the state it ended in (it keeps it until resumed)")
+    resume_requested: datetime = Field(description="when the resume was asked")
+
+
 def run_of(detail: RunDetail, tasks: list[TaskRunOut]) -> FlowRun:
     """A `FlowRun` value from the API's documents (what `dagflow.client` returns)."""
     run = FlowRun(

@@ -31,8 +31,13 @@ def api_routes(live: Live) -> list[tuple[str, str]]:
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_every_api_route_answers_401_without_the_token(live: Live) -> None:
     routes = api_routes(live)
-    assert len(routes) >= 9, routes
+    assert len(routes) >= 15, routes
     assert ("POST", f"/api/v1/runs/{FILLER}/cancel") in routes
+    assert ("POST", f"/api/v1/runs/{FILLER}/resume") in routes
+    for action in ("pause", "resume", "runs"):
+        assert ("POST", f"/api/v1/deployments/{FILLER}/{action}") in routes
+    assert ("GET", "/api/v1/deployments") in routes
+    assert ("GET", f"/api/v1/deployments/{FILLER}") in routes
     checked = 0
     for method, path in routes:
         if path == "/api/v1/health":
