@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from dagflow.cli import main as cli
+from dagflow.client import Client
 from dagflow.core.states import StateType
 from dagflow.entrypoints import load_flow
+from dagflow.errors import DeploymentError, NotFound, StateConflict
 from dagflow.scheduler.definitions import build
 from dagflow.store import NewRun, Store, StoreWriter
-from tests.server.conftest import Live
+from tests.server.conftest import TOKEN, Live
 from tests.store.conftest import new_id, run_events
 
 S = StateType
@@ -151,3 +154,75 @@ def test_resume_queues_a_deployments_failed_run_and_refuses_the_others(
     assert refused.json()["detail"].endswith(f"dagflow resume {plain}")
     assert live.http.post(f"/api/v1/runs/{done}/resume").status_code == 409
     assert live.http.post("/api/v1/runs/ffffffffffff/resume").status_code == 404
+
+
+def test_the_deployments_commands_say_the_same_through_the_server(
+    live: Live, registered: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DAGFLOW_DATABASE_URL", str(live.store.url))
+    commands = [
+        ["deployments", "ls", "--json"],
+        ["deployments", "ls"],
+        ["deployments", "show", "hourly", "--json"],
+        ["deployments", "run", "report/hourly", "-p", "rows=many"],
+        ["deployments", "run", "report/hourly", "--params-json", '{"colour": 1}'],
+        ["deployments", "show", "report/nope"],
+        ["deployments", "pause", "report/nope"],
+    ]
+    local = [CliRunner().invoke(cli, args) for args in commands]
+    remote = [remote_cli(live, monkeypatch, tmp_path, *args) for args in commands]
+    for args, here, there in zip(commands, local, remote, strict=True):
+        assert (there.exit_code, there.output) == (here.exit_code, here.output), args
+    assert local[3].exit_code == 2 and "rows:" in local[3].output
+
+    paused = remote_cli(live, monkeypatch, tmp_path, "deployments", "pause", "hourly")
+    assert paused.output == "deployment report/hourly paused\n"
+    assert live.store.deployment("report/hourly").paused
+    resumed = remote_cli(live, monkeypatch, tmp_path, "deployments", "resume", "report/hourly")
+    assert resumed.output == "deployment report/hourly resumed\n"
+    assert not live.store.deployment("report/hourly").paused
+    made = remote_cli(
+        live, monkeypatch, tmp_path, "deployments", "run", "hourly", "-p", "rows=3",
+        "--params-json", '{"day": "sun"}',
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    run_id = made.output.split()[1]
+    assert made.output == f"run {run_id} of report/hourly created\n"
+    run = live.store.get_flow_run(run_id)
+    assert run.parameters == {"day": "sun", "rows": 3} and run.state is S.SCHEDULED
+
+
+def remote_cli(live: Live, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *args: str) -> Any:
+    """The CLI with the server's URL and token, and NO database it could read by itself."""
+    with monkeypatch.context() as m:
+        m.setenv("DAGFLOW_API_URL", live.url)
+        m.setenv("DAGFLOW_API_TOKEN", TOKEN)
+        m.setenv("DAGFLOW_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+        m.setenv("DAGFLOW_HOME", str(tmp_path / "laptop"))
+        return CliRunner().invoke(cli, list(args))
+
+
+def test_the_client_drives_deployments_and_resumes(live: Live, registered: str) -> None:
+    with Client(live.url, TOKEN) as client:
+        remote = client.deployments()
+        local = live.store.deployments()
+        assert [i.deployment for i in remote] == [i.deployment for i in local]
+        assert [i.created for i in remote] == pytest.approx([i.created for i in local], abs=1e-5)
+        assert client.deployment("hourly") == live.store.deployment("hourly")
+        assert client.parameter_schema("hourly")["required"] == ["day"]  # type: ignore[index]
+        assert client.set_paused("hourly", True) == "report/hourly"
+        assert client.deployment("report/hourly").paused
+        client.set_paused("report/hourly", False)
+        run_id = client.run_deployment("hourly", ["rows=4"], {"day": "wed"})
+        assert live.store.get_flow_run(run_id).parameters == {"day": "wed", "rows": 4}
+        with pytest.raises(DeploymentError, match="parameters: rows:") as bad:
+            client.run_deployment("hourly", ["rows=x"])
+        assert bad.value.errors[0]["loc"] == ["body", "parameters", "rows"]
+        with pytest.raises(NotFound, match="no deployment"):
+            client.deployment("report/nope")
+        failed = failed_run_of(live.store, "report/hourly")
+        got, state, asked = client.request_resume(failed)
+        assert (got, state) == (failed, S.FAILED)
+        assert live.store.resume_requested(failed) == pytest.approx(asked, abs=1e-3)
+        with pytest.raises(StateConflict):
+            client.request_resume(run_id)  # SCHEDULED: nothing to resume
