@@ -226,3 +226,42 @@ def test_the_client_drives_deployments_and_resumes(live: Live, registered: str) 
         assert live.store.resume_requested(failed) == pytest.approx(asked, abs=1e-3)
         with pytest.raises(StateConflict):
             client.request_resume(run_id)  # SCHEDULED: nothing to resume
+
+
+HOSTILE = "<script>alert(1)</script>"
+IMG = "<img src=x onerror=alert(1)>"
+
+
+def test_deployment_pages_escape_everything_and_refuse_cross_site_forms(
+    live: Live, tmp_path: Path
+) -> None:
+    import httpx
+
+    path = tmp_path / "hostile.py"
+    path.write_text(FLOWS.replace("A daily report.", HOSTILE))
+    dep = build(
+        load_flow(f"{path}:report"), f"x {IMG}", parameters={"day": HOSTILE}, tags=[HOSTILE]
+    )
+    live.store.save_deployments([dep])
+    quoted = "report/x%20%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E"
+    with httpx.Client(base_url=live.url) as browser:
+        browser.post("/login", content=f"token={TOKEN}")
+        for url in ("/deployments", "/parts/deployments", f"/deployments/{quoted}"):
+            answer = browser.get(url)
+            assert answer.status_code == 200, (url, answer.text[:300])
+            assert HOSTILE not in answer.text and "&lt;script&gt;alert(1)" in answer.text, url
+            assert IMG not in answer.text and "&lt;img src=x onerror=alert(1)&gt;" in answer.text
+            assert "script-src 'self'" in answer.headers["content-security-policy"]
+        form = {"content-type": "application/x-www-form-urlencoded", "origin": live.url}
+        bad = browser.post(
+            f"/deployments/{quoted}/run", content=f"param:rows={HOSTILE}", headers=form
+        )
+        assert bad.status_code == 422
+        assert HOSTILE not in bad.text and 'class="field-error"' in bad.text
+        assert 'value="&lt;script&gt;alert(1)&lt;/script&gt;"' in bad.text  # kept, as text
+        cross = {**form, "origin": "http://evil.example"}
+        refused = browser.post(f"/deployments/{quoted}/run", content="param:rows=1", headers=cross)
+        assert refused.status_code == 401 and "Sign in" in refused.text
+        assert [r for r in live.store.list_flow_runs() if r.deployment] == []
+        good = browser.post(f"/deployments/{quoted}/run", content="param:rows=1", headers=form)
+        assert good.status_code == 303 and good.headers["location"].startswith("/runs/")
