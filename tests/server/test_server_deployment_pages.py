@@ -5,10 +5,14 @@ What a user does: finds the deployment with its schedule in words and its next t
 and resumes it, submits the Run form with a bad parameter (the error shows beside the field, the
 value typed is kept) and then a good one, and watches the new run reach COMPLETED on the Runs
 page without reloading; a run that failed is resumed from its page and completes.
+
+`DAGFLOW_SCREENSHOTS=docs/images` saves the docs' screenshot of the Run form while it shows an
+error.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,6 +96,10 @@ def test_run_form_bad_then_good_parameter_and_the_run_completes(
     assert p.locator(".field.invalid").count() == 1
     assert "'report/daily': parameters: rows:" in p.locator("#form-refused").inner_text()
     assert [r for r in live.store.list_flow_runs() if r.deployment] == []  # nothing created
+    if os.environ.get("DAGFLOW_SCREENSHOTS"):  # docs/images/deployment-page.png is taken here
+        p.set_viewport_size({"width": 1100, "height": 800})
+        shot = Path(os.environ["DAGFLOW_SCREENSHOTS"]) / "deployment-page.png"
+        p.screenshot(path=str(shot), full_page=True)
 
     p.fill("#param-rows", "3")
     p.click("#run-submit")
