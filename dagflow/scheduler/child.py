@@ -13,10 +13,10 @@ takes down the service or the other runs. The child:
 3. runs it under the same id on the cluster it was given (`runtime.run_flow(scheduled=True)`)
    and exits 0 (completed), 1 (failed or crashed) or 130 (cancelled).
 
-A run that ended (FAILED, TIMED_OUT, CRASHED, CANCELLED) is one its serve process claimed to
-resume (a resume request, `store/control.py`): the child resumes it under its id as `dagflow
-resume` does (`runtime.resume`), reusing persisted task results; a flow that no longer loads
-leaves the run as it was, with that line on the serve process's output (`EXIT_NOT_STARTED`).
+With `--resume`, the run is an ended one (FAILED, TIMED_OUT, CRASHED, CANCELLED) whose resume
+request its serve process claimed (`store/control.py`): the child resumes it under its id as
+`dagflow resume` does (`runtime.resume`), reusing persisted task results; a flow that no longer
+loads leaves the run as it was, with that line on the serve process's output (`EXIT_NOT_STARTED`).
 
 SIGTERM (what serve sends on a second Ctrl-C) cancels the run: its Dask work is cancelled and it
 ends CANCELLED. `LOADING` is set while the flow's file is imported, so a file that calls
@@ -45,10 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_id")
     parser.add_argument("--served-by", required=True)
     parser.add_argument("--cluster", required=True)
+    parser.add_argument("--resume", action="store_true", help="resume the ended run")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGTERM, _interrupt)
     try:
+        if args.resume:
+            return resume(args.run_id, args.cluster)
         return run(args.run_id, args.served_by, args.cluster)
     except KeyboardInterrupt:
         return EXIT_CANCELLED
@@ -70,12 +73,9 @@ def run(run_id: str, served_by: str, cluster: str) -> int:
 
     from dagflow import runtime
     from dagflow.entrypoints import load_flow
-    from dagflow.store.resume import RESUMABLE
 
     store = runtime.default_store()
     recorded = store.get_flow_run(run_id)
-    if recorded.state in RESUMABLE:
-        return resume(run_id, recorded.entrypoint, cluster)
     t_loaded = time.time()
     try:
         if not recorded.deployment or not recorded.entrypoint:
@@ -112,14 +112,16 @@ def run(run_id: str, served_by: str, cluster: str) -> int:
     return EXIT_FAILED
 
 
-def resume(run_id: str, entrypoint: str | None, cluster: str) -> int:
-    """Resume ended run `run_id` (claimed for it by its serve process); the exit code."""
+def resume(run_id: str, cluster: str) -> int:
+    """Resume ended run `run_id` (its serve process claimed its resume request); the exit code.
+    `runtime.resume` checks again that it ended in a state that resumes."""
     global LOADING
 
     from dagflow import runtime
     from dagflow.entrypoints import load_flow
 
     try:
+        entrypoint = runtime.default_store().get_flow_run(run_id).entrypoint
         if not entrypoint:
             raise DagflowError(f"run {run_id} does not say where its flow came from")
         LOADING = True

@@ -68,6 +68,7 @@ class Child:
     process: Any  # subprocess.Popen, or what a custom `spawn` returns (has poll, pid, send_signal)
     claimed: Claimed
     started: float
+    resume: bool = False  # it resumes an ended run (a resume request)
 
 
 def serve_id() -> str:
@@ -76,10 +77,10 @@ def serve_id() -> str:
 
 
 class Spawn(Protocol):
-    """Starts the child process of one claimed run (`processes.py`); returns a handle with
-    `poll()`, `pid` and `send_signal(sig)`."""
+    """Starts the child process of one claimed run (`processes.py`; `resume`: an ended run to
+    resume); returns a handle with `poll()`, `pid` and `send_signal(sig)`."""
 
-    def __call__(self, run_id: str, served_by: str, cluster: str) -> Any: ...
+    def __call__(self, run_id: str, served_by: str, cluster: str, resume: bool = False) -> Any: ...
 
 
 class Server:
@@ -200,7 +201,7 @@ class Server:
                 self.store.give_back_resume(item.run_id, self.served_by)
                 continue
             log.info("run %s of %s: resume requested", item.run_id[:12], item.deployment_id)
-            self._start(item)
+            self._start(item, resume=True)
 
     def _refresh(self, now: float) -> None:
         self._last_refresh = now
@@ -235,16 +236,21 @@ class Server:
         log.debug("%d tick(s) planned, %d created", len(runs), len(created))
         return min(run.scheduled_time for run in runs) if created else math.inf
 
-    def _start(self, claimed: Claimed) -> None:
+    def _start(self, claimed: Claimed, resume: bool = False) -> None:
         served = self.served.get(claimed.deployment_id)
         if served is None:
             return
         try:
-            process = self.spawn(claimed.run_id, self.served_by, served.cluster)
+            if resume:
+                process = self.spawn(claimed.run_id, self.served_by, served.cluster, resume=True)
+            else:
+                process = self.spawn(claimed.run_id, self.served_by, served.cluster)
         except OSError as exc:
             log.error("run %s: cannot start its process: %s", claimed.run_id, exc)
+            if resume:
+                self.store.give_back_resume(claimed.run_id, self.served_by)
             return
-        self.children[claimed.run_id] = Child(process, claimed, time.time())
+        self.children[claimed.run_id] = Child(process, claimed, time.time(), resume)
         log.info(
             "run %s of %s (tick %s) started, pid %s",
             claimed.run_id[:12],
@@ -263,6 +269,10 @@ class Server:
             name = ch.claimed.deployment_id
             if code in ENDINGS:
                 log.info("run %s of %s ended %s in %.1fs", run_id[:12], name, ENDINGS[code], took)
+            elif code == child_module.EXIT_NOT_STARTED and ch.resume:
+                log.warning(
+                    "run %s of %s: resume not started (its reason is above)", run_id[:12], name
+                )
             elif code == child_module.EXIT_NOT_STARTED:
                 log.warning("run %s of %s not started: %s", run_id[:12], name, self._why(run_id))
             elif code == child_module.EXIT_NOT_TAKEN:

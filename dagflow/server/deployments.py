@@ -8,11 +8,13 @@
   `serve()` at import time does not start a service inside the server). The entrypoint comes from
   the database (what `dagflow serve` registered), never from a request.
 - `in_words(schedule)`: a schedule as a sentence (cron-descriptor for cron strings).
-- `next_ticks(deployment, now)`: its next fire times, from its schedules (pure arithmetic).
+- `next_ticks(deployment, now)`: its next fire times, from its schedules (kept until the first
+  of them passes).
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +29,11 @@ Flow = FlowDefinition[..., Any]
 NEXT_TICKS = 5
 HORIZON = 400 * 24 * 3600.0  # look a little over a year ahead for the next ticks
 
+MAX_CACHED = 20_000
+
 _lock = threading.Lock()
 _loaded: dict[str, tuple[tuple[int, int] | None, Flow]] = {}
+_ticks: dict[tuple[tuple[Schedule, ...], int], list[float]] = {}
 
 
 def _version(entrypoint: str) -> tuple[int, int] | None:
@@ -82,6 +87,7 @@ def parameter_schema(deployment: Deployment) -> ParameterSchema:
         return ParameterSchema(None, str(exc))
 
 
+@functools.lru_cache(maxsize=4096)
 def in_words(schedule: Schedule) -> str:
     """`Every 5 minutes (UTC)`, `At 03:00, Monday through Friday (Europe/Paris)`, ..."""
     if isinstance(schedule, CronSchedule):
@@ -125,5 +131,18 @@ def _seconds_words(seconds: float) -> str:
 
 
 def next_ticks(deployment: Deployment, now: float, limit: int = NEXT_TICKS) -> list[float]:
-    """The next `limit` fire times of `deployment`'s schedules after `now`."""
-    return deployment.ticks(now, now + HORIZON, limit)
+    """The next `limit` fire times of `deployment`'s schedules after `now`.
+
+    Cron arithmetic costs about a millisecond a tick (croniter), too much for a list of a
+    thousand deployments refreshed every few seconds, so the answer is kept per schedule set
+    until its first tick passes: until then the next ticks after `now` are the same ones.
+    """
+    key = (deployment.schedules, limit)
+    cached = _ticks.get(key)
+    if cached is not None and cached and cached[0] > now:
+        return cached
+    found = deployment.ticks(now, now + HORIZON, limit)
+    if len(_ticks) >= MAX_CACHED:
+        _ticks.clear()
+    _ticks[key] = found
+    return found

@@ -123,6 +123,9 @@ def test_a_run_is_created_with_parameters_validated_as_the_cli_validates_them(
     assert recorded.deployment == "report/hourly" and recorded.origin == "manual"
     default = live.http.post(url)  # no body: the deployment's defaults
     assert default.status_code == 201 and default.json()["parameters"] == {"day": "mon"}
+    listed = live.get("/api/v1/runs", deployment="report/hourly").json()["runs"]
+    assert [r["id"] for r in listed] == [default.json()["id"], again["id"], run["id"]]
+    assert live.get("/api/v1/runs", deployment="report/often").json()["runs"] == []
 
 
 def test_a_deployment_whose_file_is_gone_says_so_in_one_line(
@@ -190,6 +193,9 @@ def test_the_deployments_commands_say_the_same_through_the_server(
     assert made.output == f"run {run_id} of report/hourly created\n"
     run = live.store.get_flow_run(run_id)
     assert run.parameters == {"day": "sun", "rows": 3} and run.state is S.SCHEDULED
+    here = CliRunner().invoke(cli, ["runs", "ls", "--json"])
+    there = remote_cli(live, monkeypatch, tmp_path, "runs", "ls", "--json")
+    assert there.output == here.output and '"deployment": "report/hourly"' in here.output
 
 
 def remote_cli(live: Live, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *args: str) -> Any:

@@ -129,11 +129,16 @@ def logout() -> Response:
 
 
 def _runs_values(
-    store: Store, flow: str | None, state: list[StateType], cursor: str | None
+    store: Store,
+    flow: str | None,
+    state: list[StateType],
+    cursor: str | None,
+    deployment: str | None = None,
 ) -> dict[str, Any]:
-    where = RunFilter(flow or None, tuple(state))
+    where = RunFilter(flow or None, tuple(state), deployment=deployment or None)
     result = store.runs_page(where, decode_cursor(cursor) if cursor else None, RUNS_PER_PAGE)
     query: list[tuple[str, str]] = [("flow", flow)] if flow else []
+    query += [("deployment", deployment)] if deployment else []
     query += [("state", s.value) for s in state]
     older = None
     if result.next_cursor is not None:
@@ -141,6 +146,7 @@ def _runs_values(
     return {
         "runs": result.runs,
         "flow": flow or "",
+        "deployment": deployment or "",
         "selected": {s.value for s in state},
         "query": urlencode([*query, ("cursor", cursor)] if cursor else query),
         "older": older,
@@ -155,9 +161,10 @@ def runs_page(
     flow: str | None = Query(None, max_length=255),
     state: list[str] = Query([]),
     cursor: str | None = Query(None, max_length=200),
+    deployment: str | None = Query(None, max_length=512),
     store: Store = Depends(get_store),
 ) -> Response:
-    values = _runs_values(store, flow, form_states(state), cursor)
+    values = _runs_values(store, flow, form_states(state), cursor, deployment)
     return page("runs.html", **values)
 
 
@@ -166,9 +173,10 @@ def runs_part(
     flow: str | None = Query(None, max_length=255),
     state: list[str] = Query([]),
     cursor: str | None = Query(None, max_length=200),
+    deployment: str | None = Query(None, max_length=512),
     store: Store = Depends(get_store),
 ) -> Response:
-    values = _runs_values(store, flow, form_states(state), cursor)
+    values = _runs_values(store, flow, form_states(state), cursor, deployment)
     return page("runs_table.html", headers=live_header(values["live"]), **values)
 
 

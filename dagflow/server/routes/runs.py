@@ -86,13 +86,16 @@ def list_runs(
         None, description="created at or after (ISO 8601; UTC if naive)"
     ),
     until: datetime | None = Query(None, description="created before (ISO 8601; UTC if naive)"),
+    deployment: str | None = Query(
+        None, max_length=512, description="only runs of this deployment (FLOW/NAME)"
+    ),
     cursor: str | None = Query(
         None, max_length=200, description="`next_cursor` of the page before"
     ),
     limit: int = Query(50, ge=1, le=500),
     store: Store = Depends(get_store),
 ) -> RunPageOut:
-    where = RunFilter(flow, tuple(state), _seconds(since), _seconds(until))
+    where = RunFilter(flow, tuple(state), _seconds(since), _seconds(until), deployment)
     page = store.runs_page(where, decode_cursor(cursor) if cursor else None, limit)
     return RunPageOut(
         runs=[RunOut.of(s) for s in page.runs],
