@@ -27,7 +27,7 @@ class ScheduleOut(Out):
 
     @classmethod
     def of(cls, schedule: Schedule) -> ScheduleOut:
-        from dagflow.server.deployments import in_words
+        from dagflow.server.schedule_words import in_words
 
         return cls(kind=schedule.kind, spec=schedule.spec(), words=in_words(schedule))
 
@@ -62,7 +62,7 @@ class DeploymentOut(Out):
 
     @classmethod
     def fields_of(cls, info: Any, now: float) -> dict[str, Any]:
-        from dagflow.server.deployments import next_ticks
+        from dagflow.server.schedule_words import next_ticks
 
         dep: Deployment = info.deployment
         last = None

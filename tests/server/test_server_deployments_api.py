@@ -50,7 +50,8 @@ def registered(live: Live, tmp_path: Path) -> str:
 def failed_run_of(store: Store, name: str) -> str:
     """A run of deployment `name` that was claimed and could not start: it ended FAILED."""
     dep = store.deployment(name)
-    (run_id,) = store.create_runs([NewRun(dep, time.time() - 1, "manual", new_id(), {})])
+    # an hour ago: the oldest due run, claimed first (the deployment runs one at a time)
+    (run_id,) = store.create_runs([NewRun(dep, time.time() - 3600, "manual", new_id(), {})])
     claimed = store.claim_due("serve-x", time.time(), 5, deployment_ids=[name])
     assert [c.run_id for c in claimed] == [run_id]
     assert store.fail_unstarted(run_id, "serve-x", "it broke", "RuntimeError")
