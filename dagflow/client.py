@@ -12,15 +12,20 @@ It returns the same `FlowRun` / `TaskRun` / `LogEvent` values as `dagflow.get_fl
 `DAGFLOW_API_URL` and `DAGFLOW_API_TOKEN` set the `runs` and `logs` commands read through a
 server: a laptop can watch the team's history without database credentials.
 
+It also reads and drives deployments (`deployments`, `set_paused`, `run_deployment`) and asks
+for an ended run to be resumed by its serving process (`request_resume`), so `dagflow
+deployments ls|show|run|pause|resume` work through a server too.
+
 Errors map back to dagflow's: 404 `NotFound`, 409 `StateConflict`, 401 `SettingsError` (a
-missing or wrong token), 422 `UsageError` naming the field; a server that cannot be reached or
-fails is a `StoreError`. httpx is imported here only, when a client is made.
+missing or wrong token), 422 `UsageError` naming the field (`DeploymentError` with the CLI's own
+line for a deployment run's parameters); a server that cannot be reached or fails is a
+`StoreError`. httpx is imported here only, when a client is made.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
@@ -28,7 +33,14 @@ import httpx
 from dagflow.core.history import RunSummary, Setback
 from dagflow.core.runs import FlowRun, LogEvent
 from dagflow.core.states import StateType
-from dagflow.errors import NotFound, SettingsError, StateConflict, StoreError, UsageError
+from dagflow.errors import (
+    DeploymentError,
+    NotFound,
+    SettingsError,
+    StateConflict,
+    StoreError,
+    UsageError,
+)
 from dagflow.server.models import (
     CancelOut,
     HistoryOut,
@@ -42,6 +54,11 @@ from dagflow.server.models import (
     summary_of,
 )
 from dagflow.settings import API_TOKEN
+
+if TYPE_CHECKING:
+    from dagflow.core.deployments import Deployment
+    from dagflow.server.deployment_models import DeploymentOut
+    from dagflow.store.deployments import DeploymentInfo
 
 SETBACKS = frozenset({StateType.RETRYING, StateType.FAILED, StateType.TIMED_OUT, StateType.CRASHED})
 
@@ -82,9 +99,16 @@ class Client:
         return self._call("GET", path, params, timeout)
 
     def _call(
-        self, method: str, path: str, params: Any = None, timeout: float | None = None
+        self,
+        method: str,
+        path: str,
+        params: Any = None,
+        timeout: float | None = None,
+        body: Any = None,
     ) -> Any:
         extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        if body is not None:
+            extra["json"] = body
         try:
             response = self._http.request(method, path, params=params, **extra)
         except httpx.HTTPError as exc:
@@ -210,6 +234,56 @@ class Client:
         out = CancelOut.model_validate(self._call("POST", f"/runs/{_ref(ref)}/cancel"))
         return out.id, out.state
 
+    def request_resume(self, ref: str) -> tuple[str, StateType, float]:
+        """Queue an ended run of a deployment for its serving process to resume: its id, its
+        state (it keeps it until resumed) and when the resume was asked."""
+        from dagflow.server.models import ResumeOut
+
+        out = ResumeOut.model_validate(self._call("POST", f"/runs/{_ref(ref)}/resume"))
+        return out.id, out.state, out.resume_requested.timestamp()
+
+    # ------------------------------------------------------------------ deployments
+
+    def deployments(self, refs: Sequence[str] | None = None) -> list[DeploymentInfo]:
+        """Registered deployments (all, or those named), as `Store.deployments` gives them."""
+        from dagflow.server.deployment_models import DeploymentOut
+
+        if refs is None:
+            found = self._get("/deployments")
+        else:
+            found = [self._get(f"/deployments/{_deployment(r)}") for r in refs]
+        return [_info_of(DeploymentOut.model_validate(d)) for d in found]
+
+    def deployment(self, ref: str) -> Deployment:
+        return self.deployments([ref])[0].deployment
+
+    def parameter_schema(self, ref: str) -> dict[str, Any] | None:
+        """The JSON schema of the deployment's flow parameters (None if the server cannot load
+        its flow)."""
+        found: dict[str, Any] | None = self._get(f"/deployments/{_deployment(ref)}")[
+            "parameter_schema"
+        ]
+        return found
+
+    def set_paused(self, ref: str, paused: bool) -> str:
+        """Pause or resume a deployment; returns its full name."""
+        action = "pause" if paused else "resume"
+        return str(self._call("POST", f"/deployments/{_deployment(ref)}/{action}")["name"])
+
+    def run_deployment(
+        self,
+        ref: str,
+        params: Sequence[str] = (),
+        parameters: dict[str, Any] | None = None,
+    ) -> str:
+        """Create a run of deployment `ref` now (a serving process starts it); its id.
+
+        `parameters` are JSON values, `params` `NAME=VALUE` text as `--param` takes it; both
+        override the deployment's defaults and are validated by the server as the CLI would.
+        """
+        body = {"parameters": dict(parameters or {}), "params": list(params)}
+        return str(self._call("POST", f"/deployments/{_deployment(ref)}/runs", body=body)["id"])
+
     def health(self) -> dict[str, Any]:
         found: dict[str, Any] = self._get("/health")
         return found
@@ -245,11 +319,50 @@ def _ref(ref: str) -> str:
     return quote(ref, safe="")
 
 
+def _deployment(ref: str) -> str:
+    ref = (ref or "").strip()
+    if not ref:
+        raise NotFound("no deployment named")
+    return "/".join(quote(part, safe="") for part in ref.split("/"))
+
+
+def _info_of(out: DeploymentOut) -> DeploymentInfo:
+    from dagflow.core.deployments import Deployment
+    from dagflow.core.schedules import schedule_from_spec
+    from dagflow.store.deployments import DeploymentInfo
+
+    dep = Deployment(
+        name=out.deployment,
+        flow_name=out.flow,
+        entrypoint=out.entrypoint,
+        parameters=out.parameters,
+        schedules=tuple(schedule_from_spec(s.spec) for s in out.schedules),
+        cluster=out.cluster,
+        tags=tuple(out.tags),
+        description=out.description,
+        paused=out.paused,
+        max_active_runs=out.max_active_runs,
+        catchup=out.catchup,
+    )
+    return DeploymentInfo(
+        dep,
+        out.created.timestamp(),
+        out.updated.timestamp(),
+        out.next_run.timestamp() if out.next_run else None,
+        out.last_run.id if out.last_run else None,
+        out.last_run.state if out.last_run else None,
+    )
+
+
 def _error(url: str, response: httpx.Response) -> Exception:
     try:
-        detail = response.json().get("detail")
-    except ValueError:
-        detail = None
+        body = response.json()
+        detail = body.get("detail")
+        message = body.get("message")
+    except (ValueError, AttributeError):
+        detail = message = None
+    if response.status_code == 422 and isinstance(message, str):
+        return DeploymentError(message, detail if isinstance(detail, list) else None)
     if isinstance(detail, list):
         parts = []
         for item in detail:

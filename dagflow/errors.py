@@ -205,9 +205,17 @@ class SettingsError(DagflowError):
 
 
 class DeploymentError(DagflowError, ValueError):
-    """A deployment or one of its schedules is wrong; the message names the field."""
+    """A deployment or one of its schedules is wrong; the message names the field.
+
+    When a deployment's run was given parameters that fail validation, `errors` holds one entry
+    per bad field (as `ParameterError.errors`), for the server to name each field.
+    """
 
     exit_code = 2
+
+    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = list(errors or ())
 
 
 class UsageError(DagflowError):

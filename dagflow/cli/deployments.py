@@ -1,16 +1,20 @@
 """`dagflow deployments ls|show|run|pause|resume|rm|backfill`: the registered deployments.
 
 A deployment is named `FLOW/NAME` (or just NAME when no other flow has one so named). These
-commands work on the run history database only: `run` and `backfill` create SCHEDULED runs that
-a `dagflow serve` process serving the deployment picks up; `run --wait` then follows the run as
+commands work on the run history database: `run` and `backfill` create SCHEDULED runs that a
+`dagflow serve` process serving the deployment picks up; `run --wait` then follows the run as
 `dagflow run` does and exits with its code (0 completed, 1 failed, 130 cancelled).
+
+With `DAGFLOW_API_URL` set, `ls`, `show`, `run`, `pause` and `resume` go through that dagflow
+server instead (`dagflow.client.Client`, with `DAGFLOW_API_TOKEN`): the same output, the same
+one-line errors, and no database credentials on this machine.
 """
 
 from __future__ import annotations
 
+import json
 import time
-import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
@@ -21,8 +25,12 @@ from dagflow.cli.output import console, echo_json, iso, one_line, state_markup, 
 from dagflow.core.schedules import CronSchedule, Schedule, parse_instant
 from dagflow.core.states import StateType
 from dagflow.entrypoints import load_flow
-from dagflow.errors import DeploymentError
+from dagflow.errors import DeploymentError, UsageError
 from dagflow.store import DeploymentInfo, NewRun
+
+if TYPE_CHECKING:
+    from dagflow.client import Client
+    from dagflow.store import Store
 
 WAIT_POLL_SECONDS = 0.5
 NO_SERVER_HINT_AFTER = 10.0
@@ -61,11 +69,23 @@ def info_json(info: DeploymentInfo) -> dict[str, Any]:
     }
 
 
+def source() -> Store | Client:
+    """The dagflow server named by `DAGFLOW_API_URL`, else the run history database."""
+    from dagflow import settings
+
+    current = settings.load()
+    if current.api_url is not None:
+        from dagflow.client import Client
+
+        return Client(current.api_url, current.api_token)
+    return runtime.default_store(current)
+
+
 @deployments.command("ls")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (documented).")
 def ls(as_json: bool) -> None:
     """List registered deployments."""
-    found = runtime.default_store().deployments()
+    found = source().deployments()
     if as_json:
         echo_json([info_json(i) for i in found])
         return
@@ -105,7 +125,7 @@ def _short(schedule: Schedule) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (documented).")
 def show(name: str, as_json: bool) -> None:
     """Show one deployment (FLOW/NAME)."""
-    info = runtime.default_store().deployments([name])[0]
+    info = source().deployments([name])[0]
     data = info_json(info)
     if as_json:
         echo_json(data)
@@ -118,14 +138,14 @@ def show(name: str, as_json: bool) -> None:
 @click.argument("name")
 def pause(name: str) -> None:
     """Stop creating runs of NAME; its upcoming scheduled runs are dropped."""
-    click.echo(f"deployment {runtime.default_store().set_paused(name, True)} paused")
+    click.echo(f"deployment {source().set_paused(name, True)} paused")
 
 
 @deployments.command("resume")
 @click.argument("name")
 def resume(name: str) -> None:
     """Create runs of NAME on its schedules again (from now on)."""
-    click.echo(f"deployment {runtime.default_store().set_paused(name, False)} resumed")
+    click.echo(f"deployment {source().set_paused(name, False)} resumed")
 
 
 @deployments.command("rm")
@@ -145,24 +165,37 @@ def run(
     ctx: click.Context, name: str, pairs: tuple[str, ...], params_json: str | None, wait: bool
 ) -> None:
     """Trigger a run of NAME now: a serving `dagflow serve` process starts it."""
-    from dagflow.scheduler.definitions import given_parameters
+    from dagflow.client import Client
+    from dagflow.scheduler.manual import create_run
 
-    store = runtime.default_store()
-    dep = store.deployment(name)
-    flow = load_flow(dep.entrypoint)
-    params = given_parameters(flow, dep.full_name, pairs, params_json, dep.parameters)
-    created = store.create_runs(
-        [NewRun(dep, time.time(), "manual", f"manual:{uuid.uuid4().hex}", params)]
-    )
-    run_id = created[0]
-    click.echo(f"run {run_id} of {dep.full_name} created")
+    where = source()
+    if isinstance(where, Client):  # the server validates them, with the same code
+        full_name = where.deployments([name])[0].deployment.full_name
+        run_id = where.run_deployment(name, pairs, _json_object(params_json))
+    else:
+        dep = where.deployment(name)
+        full_name = dep.full_name
+        run_id = create_run(where, dep, load_flow(dep.entrypoint), pairs, params_json)
+    click.echo(f"run {run_id} of {full_name} created")
     if wait:
         ctx.exit(_follow(run_id))
 
 
+def _json_object(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"--params-json is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise UsageError(f"--params-json must be a JSON object, got {type(value).__name__}")
+    return value
+
+
 def _follow(run_id: str) -> int:
     """Print the run's logs until it ends; its exit code (as `dagflow run`'s)."""
-    store = runtime.default_store()
+    store = runtime.run_history()
     start = time.monotonic()
     hinted = False
     marks = (0, 0)

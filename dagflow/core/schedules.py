@@ -22,6 +22,7 @@ A bad cron string, time zone or interval raises `DeploymentError` naming the fie
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -98,8 +99,6 @@ class CronSchedule:
     _fields: str = field(default="", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        from croniter import CroniterError, croniter
-
         zone(self.timezone)
         text = self.cron.strip() if isinstance(self.cron, str) else ""
         if not text:
@@ -114,12 +113,7 @@ class CronSchedule:
                 f"cron: {text!r} has {len(fields.split())} fields; expected 5 (minute hour day "
                 "month weekday) or 6 (second first), or an alias such as @daily"
             )
-        try:
-            probe = croniter(fields, datetime(2000, 1, 1), second_at_beginning=True)
-            probe.get_next(datetime)
-        except (CroniterError, ValueError, KeyError, TypeError) as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DeploymentError(f"cron: invalid cron string {text!r}: {reason}") from None
+        _probe(fields, text)
         object.__setattr__(self, "_fields", fields)
 
     @property
@@ -144,6 +138,20 @@ class CronSchedule:
 
     def describe(self) -> str:
         return f"cron {self.cron!r} ({self.timezone})"
+
+
+@functools.lru_cache(maxsize=4096)
+def _probe(fields: str, text: str) -> None:
+    """Refuse a cron string croniter cannot evaluate (remembered: schedules are rebuilt from
+    their rows on every read, and a probe costs about a millisecond)."""
+    from croniter import CroniterError, croniter
+
+    try:
+        probe = croniter(fields, datetime(2000, 1, 1), second_at_beginning=True)
+        probe.get_next(datetime)
+    except (CroniterError, ValueError, KeyError, TypeError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DeploymentError(f"cron: invalid cron string {text!r}: {reason}") from None
 
 
 @dataclass(frozen=True, slots=True)

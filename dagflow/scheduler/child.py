@@ -13,6 +13,11 @@ takes down the service or the other runs. The child:
 3. runs it under the same id on the cluster it was given (`runtime.run_flow(scheduled=True)`)
    and exits 0 (completed), 1 (failed or crashed) or 130 (cancelled).
 
+With `--resume`, the run is an ended one (FAILED, TIMED_OUT, CRASHED, CANCELLED) whose resume
+request its serve process claimed (`store/control.py`): the child resumes it under its id as
+`dagflow resume` does (`runtime.resume`), reusing persisted task results; a flow that no longer
+loads leaves the run as it was, with that line on the serve process's output (`EXIT_NOT_STARTED`).
+
 SIGTERM (what serve sends on a second Ctrl-C) cancels the run: its Dask work is cancelled and it
 ends CANCELLED. `LOADING` is set while the flow's file is imported, so a file that calls
 `flow.serve(...)` at import time does not start a second service inside the child.
@@ -40,10 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_id")
     parser.add_argument("--served-by", required=True)
     parser.add_argument("--cluster", required=True)
+    parser.add_argument("--resume", action="store_true", help="resume the ended run")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGTERM, _interrupt)
     try:
+        if args.resume:
+            return resume(args.run_id, args.cluster)
         return run(args.run_id, args.served_by, args.cluster)
     except KeyboardInterrupt:
         return EXIT_CANCELLED
@@ -96,6 +104,39 @@ def run(run_id: str, served_by: str, cluster: str) -> int:
         return EXIT_NOT_TAKEN
     log.debug("run %s: loaded in %.3fs", run_id, time.time() - t_loaded)
     flow_run = runtime.run_flow(flow, params, cluster=cluster, run_id=run_id, scheduled=True)
+    runtime.close_stores()
+    if flow_run.state.is_success:
+        return EXIT_COMPLETED
+    if flow_run.state.value == "CANCELLED":
+        return EXIT_CANCELLED
+    return EXIT_FAILED
+
+
+def resume(run_id: str, cluster: str) -> int:
+    """Resume ended run `run_id` (its serve process claimed its resume request); the exit code.
+    `runtime.resume` checks again that it ended in a state that resumes."""
+    global LOADING
+
+    from dagflow import runtime
+    from dagflow.entrypoints import load_flow
+
+    try:
+        entrypoint = runtime.default_store().get_flow_run(run_id).entrypoint
+        if not entrypoint:
+            raise DagflowError(f"run {run_id} does not say where its flow came from")
+        LOADING = True
+        try:
+            flow = load_flow(entrypoint)
+        finally:
+            LOADING = False
+        from dagflow.clusters import get_cluster
+
+        get_cluster(cluster)
+        flow_run = runtime.resume(flow, run_id, cluster=cluster)
+    except DagflowError as exc:
+        print(f"run {run_id}: resume not started: {_one_line(exc)}", file=sys.stderr, flush=True)
+        runtime.close_stores()
+        return EXIT_NOT_STARTED
     runtime.close_stores()
     if flow_run.state.is_success:
         return EXIT_COMPLETED

@@ -154,7 +154,9 @@ def given_parameters(
             params_json,
         )
     except ParameterError as exc:
-        raise DeploymentError(f"deployment {full_name!r}: parameters: {_fields(exc)}") from None
+        raise DeploymentError(
+            f"deployment {full_name!r}: parameters: {_fields(exc)}", exc.errors
+        ) from None
     given = {pair.partition("=")[0].strip() for pair in pairs}
     if params_json:
         given |= set(json.loads(params_json))

@@ -34,8 +34,15 @@ PRELOAD = [
 ]
 
 
-def child_args(run_id: str, served_by: str, cluster: str) -> list[str]:
-    return [run_id, "--served-by", served_by, "--cluster", cluster]
+def child_args(run_id: str, served_by: str, cluster: str, resume: bool = False) -> list[str]:
+    return [
+        run_id,
+        "--served-by",
+        served_by,
+        "--cluster",
+        cluster,
+        *(["--resume"] if resume else []),
+    ]
 
 
 class Forked:
@@ -79,11 +86,11 @@ class ForkServer:
             forkserver.ensure_running()
         self._started = True
 
-    def start(self, run_id: str, served_by: str, cluster: str) -> Forked:
+    def start(self, run_id: str, served_by: str, cluster: str, resume: bool = False) -> Forked:
         self.warm_up()
         process = self._ctx.Process(
             target=run_forked,
-            args=(child_args(run_id, served_by, cluster),),
+            args=(child_args(run_id, served_by, cluster, resume),),
             name=f"dagflow-run-{run_id[:12]}",
             daemon=False,
         )
@@ -100,7 +107,10 @@ def run_forked(argv: list[str]) -> None:
     sys.exit(child_module.main(argv))
 
 
-def fresh_process(run_id: str, served_by: str, cluster: str) -> subprocess.Popen[bytes]:
+def fresh_process(
+    run_id: str, served_by: str, cluster: str, resume: bool = False
+) -> subprocess.Popen[bytes]:
     """Start `python -m dagflow.scheduler.child` for one run, in a session of its own."""
-    command = [sys.executable, "-m", child_module.__name__, *child_args(run_id, served_by, cluster)]
+    args = child_args(run_id, served_by, cluster, resume)
+    command = [sys.executable, "-m", child_module.__name__, *args]
     return subprocess.Popen(command, start_new_session=True, stdin=subprocess.DEVNULL)

@@ -8,7 +8,9 @@ One loop, about every `poll` seconds (sooner when a tick is due):
 3. claim due runs of its deployments, within `limit` running children and each deployment's
    `max_active_runs`, and start one child process per run (`child.py`, forked from a warm fork
    server: `processes.py`), passing it the cluster: the shared LocalCluster's address for the
-   default local cluster, else the deployment's cluster name;
+   default local cluster, else the deployment's cluster name; then, within `limit` too, claim
+   its deployments' ended runs someone asked to resume (`store/control.py`): the child resumes
+   those, as `dagflow resume` would;
 4. create the ticks the planner says are due (`planning.py`), each once by idempotency key (and
    claim again if one of them is due already);
 5. reap children that ended and log how their runs ended. A child that could not start its run
@@ -66,6 +68,7 @@ class Child:
     process: Any  # subprocess.Popen, or what a custom `spawn` returns (has poll, pid, send_signal)
     claimed: Claimed
     started: float
+    resume: bool = False  # it resumes an ended run (a resume request)
 
 
 def serve_id() -> str:
@@ -74,10 +77,10 @@ def serve_id() -> str:
 
 
 class Spawn(Protocol):
-    """Starts the child process of one claimed run (`processes.py`); returns a handle with
-    `poll()`, `pid` and `send_signal(sig)`."""
+    """Starts the child process of one claimed run (`processes.py`; `resume`: an ended run to
+    resume); returns a handle with `poll()`, `pid` and `send_signal(sig)`."""
 
-    def __call__(self, run_id: str, served_by: str, cluster: str) -> Any: ...
+    def __call__(self, run_id: str, served_by: str, cluster: str, resume: bool = False) -> Any: ...
 
 
 class Server:
@@ -190,6 +193,15 @@ class Server:
             if self.stopping:
                 break  # Ctrl-C came meanwhile: what is left is given back on the way out
             self._start(item)
+        capacity = self.limit - len(self.children)
+        if capacity <= 0 or self.stopping:
+            return
+        for item in self.store.claim_resumes(self.served_by, now, capacity, list(self.served)):
+            if self.stopping or item.deployment_id not in self.served:
+                self.store.give_back_resume(item.run_id, self.served_by)
+                continue
+            log.info("run %s of %s: resume requested", item.run_id[:12], item.deployment_id)
+            self._start(item, resume=True)
 
     def _refresh(self, now: float) -> None:
         self._last_refresh = now
@@ -224,16 +236,21 @@ class Server:
         log.debug("%d tick(s) planned, %d created", len(runs), len(created))
         return min(run.scheduled_time for run in runs) if created else math.inf
 
-    def _start(self, claimed: Claimed) -> None:
+    def _start(self, claimed: Claimed, resume: bool = False) -> None:
         served = self.served.get(claimed.deployment_id)
         if served is None:
             return
         try:
-            process = self.spawn(claimed.run_id, self.served_by, served.cluster)
+            if resume:
+                process = self.spawn(claimed.run_id, self.served_by, served.cluster, resume=True)
+            else:
+                process = self.spawn(claimed.run_id, self.served_by, served.cluster)
         except OSError as exc:
             log.error("run %s: cannot start its process: %s", claimed.run_id, exc)
+            if resume:
+                self.store.give_back_resume(claimed.run_id, self.served_by)
             return
-        self.children[claimed.run_id] = Child(process, claimed, time.time())
+        self.children[claimed.run_id] = Child(process, claimed, time.time(), resume)
         log.info(
             "run %s of %s (tick %s) started, pid %s",
             claimed.run_id[:12],
@@ -252,6 +269,10 @@ class Server:
             name = ch.claimed.deployment_id
             if code in ENDINGS:
                 log.info("run %s of %s ended %s in %.1fs", run_id[:12], name, ENDINGS[code], took)
+            elif code == child_module.EXIT_NOT_STARTED and ch.resume:
+                log.warning(
+                    "run %s of %s: resume not started (its reason is above)", run_id[:12], name
+                )
             elif code == child_module.EXIT_NOT_STARTED:
                 log.warning("run %s of %s not started: %s", run_id[:12], name, self._why(run_id))
             elif code == child_module.EXIT_NOT_TAKEN:

@@ -30,8 +30,9 @@ import dagflow
 from dagflow.server import errors
 from dagflow.server.auth import Auth
 from dagflow.server.context import LoginRequired, ServerContext, require_token
+from dagflow.server.pages import deployments as deployment_pages
 from dagflow.server.pages import views
-from dagflow.server.routes import flows, runs
+from dagflow.server.routes import deployments, flows, runs
 from dagflow.store import Store
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ def create_app(store: Store, token: str) -> FastAPI:
     api.include_router(flows.health_router)
     api.include_router(flows.router)
     api.include_router(runs.router)
+    api.include_router(deployments.router)
     app.include_router(api)
 
     @app.get(f"{API}/openapi.json", include_in_schema=False, dependencies=[Depends(require_token)])
@@ -95,6 +97,7 @@ def create_app(store: Store, token: str) -> FastAPI:
         return app.openapi()
 
     app.include_router(views.router)
+    app.include_router(deployment_pages.router)
     app.mount("/assets", StaticFiles(directory=ASSETS), name="assets")
     app.mount("/bokeh/static", StaticFiles(directory=_bokehjs()), name="bokehjs")
     app.mount(f"{API}/docs/static", StaticFiles(directory=_swagger_ui()), name="swagger-ui")

@@ -6,12 +6,14 @@
 | `NotFound` (unknown or ambiguous id) | 404 |
 | `StateConflict` (cancel a finished run, ...) | 409 |
 | `ParameterError` | 422, with one entry per bad parameter |
-| `UsageError`, `SettingsError`, `DefinitionError` | 400 |
+| `DeploymentError` about a run's parameters | 422, per field, and `message` (the CLI's line) |
+| `UsageError`, `SettingsError`, `DefinitionError`, other `DeploymentError`s | 400 |
 | any other `StoreError` (the database failed) | 503 |
 
 A client's mistake is answered and logged as one line at most, never with a traceback; only a bug
 in dagflow (an unexpected exception) is logged with its traceback, as a 500. The body is always
-`{"detail": ...}`: a string, or for 422 a list of `{"loc", "msg", "type"}`.
+`{"detail": ...}`: a string, or for 422 a list of `{"loc", "msg", "type"}` (a deployment run's
+parameters add `message`, the one line `dagflow deployments run` prints for the same mistake).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from fastapi.responses import JSONResponse
 from dagflow.errors import (
     DagflowError,
     DefinitionError,
+    DeploymentError,
     NotFound,
     ParameterError,
     SettingsError,
@@ -47,9 +50,9 @@ def status_of(exc: DagflowError) -> int:
         return 404
     if isinstance(exc, StateConflict):
         return 409
-    if isinstance(exc, ParameterError):
+    if isinstance(exc, ParameterError) or (isinstance(exc, DeploymentError) and exc.errors):
         return 422
-    if isinstance(exc, (UsageError, SettingsError, DefinitionError)):
+    if isinstance(exc, (UsageError, SettingsError, DefinitionError, DeploymentError)):
         return 400
     if isinstance(exc, StoreError):
         return 503
@@ -57,7 +60,7 @@ def status_of(exc: DagflowError) -> int:
 
 
 def body_of(exc: DagflowError) -> dict[str, Any]:
-    if isinstance(exc, ParameterError):
+    if isinstance(exc, (ParameterError, DeploymentError)) and exc.errors:
         detail = [
             {
                 "loc": ["body", "parameters", *[str(p) for p in err.get("loc", ())]],
@@ -66,6 +69,8 @@ def body_of(exc: DagflowError) -> dict[str, Any]:
             }
             for err in exc.errors
         ]
+        if isinstance(exc, DeploymentError):
+            return {"detail": detail, "message": str(exc)}
         return {"detail": detail}
     return {"detail": str(exc)}
 

@@ -84,6 +84,11 @@ class RunOut(Out):
     cluster_address: str | None
     dashboard_link: str | None
     entrypoint: str | None
+    deployment: str | None = Field(None, description="FLOW/NAME of the deployment that made it")
+    scheduled_time: datetime | None = Field(None, description="its tick (or when it was asked)")
+    origin: str | None = Field(None, description="schedule | backfill | manual")
+    served_by: str | None = Field(None, description="the `dagflow serve` process that claimed it")
+    late: bool = Field(False, description="not started within the grace period of its tick")
     task_counts: dict[StateType, int] = Field(description="task runs by state")
     tasks: int
     failed_tasks: int
@@ -108,6 +113,11 @@ class RunOut(Out):
             cluster_address=run.cluster_address,
             dashboard_link=run.dashboard_link,
             entrypoint=run.entrypoint,
+            deployment=run.deployment,
+            scheduled_time=utc(run.scheduled_time),
+            origin=run.origin,
+            served_by=run.served_by,
+            late=run.late,
             task_counts=dict(sorted(summary.task_counts.items())),
             tasks=summary.tasks,
             failed_tasks=summary.failed_tasks,
@@ -284,6 +294,12 @@ class CancelOut(Out):
     state: StateType = Field(description="CANCELLED, or CANCELLING until its driver stops it")
 
 
+class ResumeOut(Out):
+    id: str
+    state: StateType = Field(description="the state it ended in (it keeps it until resumed)")
+    resume_requested: datetime = Field(description="when the resume was asked")
+
+
 def run_of(detail: RunDetail, tasks: list[TaskRunOut]) -> FlowRun:
     """A `FlowRun` value from the API's documents (what `dagflow.client` returns)."""
     run = FlowRun(
@@ -301,6 +317,7 @@ def run_of(detail: RunDetail, tasks: list[TaskRunOut]) -> FlowRun:
         dashboard_link=detail.dashboard_link,
         cluster_address=detail.cluster_address,
         entrypoint=detail.entrypoint,
+        **_scheduling(detail),
     )
     run.history = [transition_of(t) for t in detail.history]
     for t in tasks:
@@ -346,8 +363,19 @@ def summary_of(out: RunOut) -> RunSummary:
         dashboard_link=out.dashboard_link,
         cluster_address=out.cluster_address,
         entrypoint=out.entrypoint,
+        **_scheduling(out),
     )
     return RunSummary(run, dict(out.task_counts))
+
+
+def _scheduling(out: RunOut) -> dict[str, Any]:
+    return {
+        "deployment": out.deployment,
+        "scheduled_time": _seconds(out.scheduled_time),
+        "origin": out.origin,
+        "served_by": out.served_by,
+        "late": out.late,
+    }
 
 
 def log_of(run_id: str, out: LogOut) -> LogEvent:

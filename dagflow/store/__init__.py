@@ -5,7 +5,7 @@ open_store(url)  ->  Store  ── database.py   engine, version check, Alembic 
                            ├── writer.py     StoreWriter: the batched EventSink (background thread)
                            ├── reader.py     FlowRun values back, run ids by prefix
                            ├── browse.py     pages of runs, task runs, history, logs; the timeline
-                           ├── control.py    requests from outside a run's driver: cancel
+                           ├── control.py    cancel and resume requested from outside a run's driver
                            ├── crashes.py    stale heartbeat -> CRASHED, recorded on read
                            ├── resume.py     what resume needs: the run reopened, task outcomes
                            ├── deployments.py  deployments registered, read, paused, removed
@@ -218,6 +218,22 @@ class Store:
         self.reader.detect_crashes([run_id])
         return run_id, control.request_cancel(self.engine, run_id, reason)
 
+    def request_resume(self, ref: str) -> tuple[str, StateType, float]:
+        """Queue run `ref` (a deployment's run that ended FAILED, TIMED_OUT, CRASHED or
+        CANCELLED) for a serving process to resume (see `control.py`). Returns its id, its state
+        and when the resume was asked; `StateConflict` if it cannot be resumed that way."""
+        reopened = resume.reopen_run(self.reader, ref)  # resumable, parameters intact
+        asked = control.request_resume(self.engine, reopened.run_id, reopened.state, time.time())
+        return reopened.run_id, reopened.state, asked
+
+    def resume_requested(self, run_id: str) -> float | None:
+        """When a resume of `run_id` was asked and not yet claimed by a serving process."""
+        with self.reader.connect() as conn:
+            asked = conn.scalar(
+                select(flow_runs.c.resume_requested).where(flow_runs.c.id == run_id)
+            )
+        return float(asked) if asked is not None else None
+
     # ------------------------------------------------------------------ what a run went through
 
     def setbacks(
@@ -318,6 +334,15 @@ class Store:
 
     def cancel_requests(self, run_ids: Sequence[str]) -> list[str]:
         return ticks.cancel_requests(self.engine, run_ids)
+
+    def claim_resumes(
+        self, served_by: str, now: float, capacity: int, deployment_ids: Sequence[str]
+    ) -> list[Claimed]:
+        """Claim up to `capacity` runs of `deployment_ids` queued for resuming."""
+        return control.claim_resumes(self.engine, served_by, now, capacity, deployment_ids)
+
+    def give_back_resume(self, run_id: str, served_by: str) -> bool:
+        return control.give_back_resume(self.engine, run_id, served_by, time.time())
 
     # ------------------------------------------------------------------ the database
 

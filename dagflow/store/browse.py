@@ -54,6 +54,7 @@ class RunFilter:
     states: tuple[StateType, ...] = ()
     since: float | None = None
     until: float | None = None
+    deployment: str | None = None  # FLOW/NAME: only the runs this deployment created
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,8 @@ class Browser:
             query = query.where(flow_runs.c.created >= where.since)
         if where.until is not None:
             query = query.where(flow_runs.c.created < where.until)
+        if where.deployment is not None:
+            query = query.where(flow_runs.c.deployment_id == where.deployment)
         if cursor is not None:
             created, run_id = cursor
             query = query.where(

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from dagflow.core.deployments import Deployment, split_full_name
 from dagflow.core.schedules import CronSchedule, IntervalSchedule, Schedule
 from dagflow.core.states import StateType
-from dagflow.errors import StoreError
+from dagflow.errors import NotFound
 from dagflow.store.database import insert_for
 from dagflow.store.encoding import decode_parameters, encode_parameters
 from dagflow.store.schema import deployment_schedules, deployments, flow_runs, state_history
@@ -193,13 +193,13 @@ def resolve(conn: Connection, ref: str) -> str:
         split_full_name(ref)
         found = conn.scalar(select(deployments.c.id).where(deployments.c.id == ref))
         if found is None:
-            raise StoreError(f"no deployment {ref!r} (see: dagflow deployments ls)")
+            raise NotFound(f"no deployment {ref!r} (see: dagflow deployments ls)")
         return str(found)
     ids = list(conn.scalars(select(deployments.c.id).where(deployments.c.name == ref)))
     if not ids:
-        raise StoreError(f"no deployment named {ref!r} (see: dagflow deployments ls)")
+        raise NotFound(f"no deployment named {ref!r} (see: dagflow deployments ls)")
     if len(ids) > 1:
-        raise StoreError(f"deployment name {ref!r} is ambiguous: {', '.join(ids)}; use FLOW/NAME")
+        raise NotFound(f"deployment name {ref!r} is ambiguous: {', '.join(ids)}; use FLOW/NAME")
     return ids[0]
 
 

@@ -16,7 +16,8 @@
   its tick (`scheduled_time`), its `origin` (schedule, backfill, manual) and its
   `idempotency_key`, unique, so a tick's run is created once whoever asks. `claimed_by` /
   `claimed_at` say which serve process claimed it; `cancel_requested` is when someone asked to
-  cancel it (a live driver polls it).
+  cancel it (a live driver polls it); `resume_requested` when someone asked for a FAILED or
+  CRASHED run of a deployment to be resumed by a serving process (which clears it as it claims).
 
 `state_history`, `logs` and `task_edges` name their run without a foreign key: they are the hot,
 append-only tables, a key check per row would cost about as much as the insert itself, and the
@@ -87,6 +88,7 @@ flow_runs = Table(
     Column("claimed_by", String(255), nullable=True),  # the serve process that claimed the run
     Column("claimed_at", Float, nullable=True),
     Column("cancel_requested", Float, nullable=True),
+    Column("resume_requested", Float, nullable=True),  # queued for a serving process to resume
     Index("ix_flow_runs_flow_created", "flow_name", "created"),
     Index("ix_flow_runs_state_created", "state", "created"),
     Index("ix_flow_runs_state_heartbeat", "state", "heartbeat"),
@@ -95,6 +97,7 @@ flow_runs = Table(
     Index("ux_flow_runs_idempotency_key", "idempotency_key", unique=True),
     Index("ix_flow_runs_state_scheduled", "state", "scheduled_time"),
     Index("ix_flow_runs_deployment_state", "deployment_id", "state"),
+    Index("ix_flow_runs_resume_requested", "resume_requested"),
 )
 
 task_runs = Table(

@@ -31,8 +31,13 @@ def api_routes(live: Live) -> list[tuple[str, str]]:
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_every_api_route_answers_401_without_the_token(live: Live) -> None:
     routes = api_routes(live)
-    assert len(routes) >= 9, routes
+    assert len(routes) >= 15, routes
     assert ("POST", f"/api/v1/runs/{FILLER}/cancel") in routes
+    assert ("POST", f"/api/v1/runs/{FILLER}/resume") in routes
+    for action in ("pause", "resume", "runs"):
+        assert ("POST", f"/api/v1/deployments/{FILLER}/{action}") in routes
+    assert ("GET", "/api/v1/deployments") in routes
+    assert ("GET", f"/api/v1/deployments/{FILLER}") in routes
     checked = 0
     for method, path in routes:
         if path == "/api/v1/health":
@@ -51,16 +56,18 @@ def test_every_api_route_answers_401_without_the_token(live: Live) -> None:
 def test_every_page_needs_a_session_and_static_files_do_not(live: Live) -> None:
     from fastapi.routing import APIRoute
 
-    from dagflow.server.pages.views import router
+    from dagflow.server.pages import deployments, views
 
     open_pages = {"/", "/login", "/logout"}
     pages = [
-        (method, route.path.replace("{ref}", FILLER))
+        (method, re.sub(r"\{[^}]+\}", FILLER, route.path))
+        for router in (views.router, deployments.router)
         for route in router.routes
         if isinstance(route, APIRoute) and route.path not in open_pages
         for method in route.methods
     ]
-    assert ("GET", f"/runs/{FILLER}/charts/gantt") in pages and len(pages) >= 9, pages
+    assert ("GET", f"/runs/{FILLER}/charts/gantt") in pages and len(pages) >= 14, pages
+    assert ("POST", f"/deployments/{FILLER}/run") in pages
     for method, path in pages:
         answer = httpx.request(method, live.url + path)
         assert answer.status_code == 401, (method, path)

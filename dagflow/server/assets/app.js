@@ -4,6 +4,14 @@
 "use strict";
 
 const REFRESH_MS = 2000;
+// After an action (cancel, resume, pause) the page keeps refreshing a while even if the server
+// says nothing is live: a resumed run is claimed by a serving process before it runs again.
+const AFTER_ACTION_MS = 20000;
+let keepLiveUntil = 0;
+
+function keptLive() {
+  return Date.now() < keepLiveUntil;
+}
 
 function live() {
   return document.body.dataset.live === "true";
@@ -14,7 +22,9 @@ async function refreshPart(el) {
   if (!response.ok) return;
   // The server renders these parts with the page's templates (everything escaped).
   el.innerHTML = await response.text();
-  if (response.headers.get("X-Dagflow-Live") === "0") document.body.dataset.live = "false";
+  if (response.headers.get("X-Dagflow-Live") === "0" && !keptLive()) {
+    document.body.dataset.live = "false";
+  }
 }
 
 async function embedPlot(el) {
@@ -29,7 +39,7 @@ async function embedPlot(el) {
   el.replaceChildren();
   await Bokeh.embed.embed_item(item, el.id);
   el.dataset.rendered = "true";
-  el.dataset.live = stillLive ? "true" : "false";
+  el.dataset.live = stillLive || keptLive() ? "true" : "false";
 }
 
 async function tick() {
@@ -52,11 +62,17 @@ async function postAction(button) {
   });
   const body = await response.json().catch(() => ({}));
   if (out) {
+    // textContent: whatever the server said is shown as text
     out.textContent = response.ok
-      ? "Requested: the run is " + (body.state || "updated") + "."
+      ? button.dataset.done || "Requested: the run is " + (body.state || "updated") + "."
       : "Refused: " + (typeof body.detail === "string" ? body.detail : response.statusText);
   }
   button.disabled = false;
+  if (response.ok) {
+    // what was asked may bring the run back to life (a resume): charts follow it again
+    keepLiveUntil = Date.now() + AFTER_ACTION_MS;
+    for (const el of document.querySelectorAll("[data-plot]")) el.dataset.live = "true";
+  }
   document.body.dataset.live = "true";
   await tick();
 }

@@ -27,6 +27,7 @@ from dagflow.server.pages import charts
 from dagflow.server.pages.render import page
 from dagflow.server.routes.runs import FAILURE_STATES, decode_cursor, encode_cursor
 from dagflow.store import RunFilter, Store
+from dagflow.store.resume import RESUMABLE
 
 router = APIRouter(include_in_schema=False)
 session = [Depends(require_session)]
@@ -41,6 +42,13 @@ DONE = {"X-Dagflow-Live": "0"}
 
 def live_header(live: bool) -> dict[str, str]:
     return LIVE if live else DONE
+
+
+def run_live(store: Store, run_id: str, state: StateType | None) -> bool:
+    """Whether a run's page keeps refreshing: it is active, or queued to be resumed."""
+    if state is not None and not state.is_final:
+        return True
+    return state in RESUMABLE and store.resume_requested(run_id) is not None
 
 
 def form_states(values: list[str]) -> list[StateType]:
@@ -121,11 +129,16 @@ def logout() -> Response:
 
 
 def _runs_values(
-    store: Store, flow: str | None, state: list[StateType], cursor: str | None
+    store: Store,
+    flow: str | None,
+    state: list[StateType],
+    cursor: str | None,
+    deployment: str | None = None,
 ) -> dict[str, Any]:
-    where = RunFilter(flow or None, tuple(state))
+    where = RunFilter(flow or None, tuple(state), deployment=deployment or None)
     result = store.runs_page(where, decode_cursor(cursor) if cursor else None, RUNS_PER_PAGE)
     query: list[tuple[str, str]] = [("flow", flow)] if flow else []
+    query += [("deployment", deployment)] if deployment else []
     query += [("state", s.value) for s in state]
     older = None
     if result.next_cursor is not None:
@@ -133,6 +146,7 @@ def _runs_values(
     return {
         "runs": result.runs,
         "flow": flow or "",
+        "deployment": deployment or "",
         "selected": {s.value for s in state},
         "query": urlencode([*query, ("cursor", cursor)] if cursor else query),
         "older": older,
@@ -147,9 +161,10 @@ def runs_page(
     flow: str | None = Query(None, max_length=255),
     state: list[str] = Query([]),
     cursor: str | None = Query(None, max_length=200),
+    deployment: str | None = Query(None, max_length=512),
     store: Store = Depends(get_store),
 ) -> Response:
-    values = _runs_values(store, flow, form_states(state), cursor)
+    values = _runs_values(store, flow, form_states(state), cursor, deployment)
     return page("runs.html", **values)
 
 
@@ -158,9 +173,10 @@ def runs_part(
     flow: str | None = Query(None, max_length=255),
     state: list[str] = Query([]),
     cursor: str | None = Query(None, max_length=200),
+    deployment: str | None = Query(None, max_length=512),
     store: Store = Depends(get_store),
 ) -> Response:
-    values = _runs_values(store, flow, form_states(state), cursor)
+    values = _runs_values(store, flow, form_states(state), cursor, deployment)
     return page("runs_table.html", headers=live_header(values["live"]), **values)
 
 
@@ -173,12 +189,17 @@ def _header_values(store: Store, ref: str) -> dict[str, Any]:
     failed = (
         store.task_run_page(run.id, FAILURE_STATES, None, 0, 5) if summary.failed_tasks else None
     )
+    # a deployment's ended run is resumed by its serving process (`dagflow resume` otherwise)
+    resumable = run.deployment is not None and run.state in RESUMABLE
+    resume_requested = store.resume_requested(run.id) if resumable else None
     return {
+        "resumable": resumable,
+        "resume_requested": resume_requested,
         "s": summary,
         "run": run,
         "failed": failed.task_runs if failed else [],
         "failed_total": failed.total if failed else 0,
-        "live": not run.state.is_final,
+        "live": not run.state.is_final or (resumable and resume_requested is not None),
         "cancellable": run.state
         in (
             StateType.SCHEDULED,
@@ -254,7 +275,7 @@ def run_tasks_part(
     live = store.run_state(run_id)
     return page(
         "run_tasks.html",
-        headers=live_header(live is not None and not live.is_final),
+        headers=live_header(run_live(store, run_id, live)),
         run_id=run_id,
         **values,
     )
@@ -272,7 +293,7 @@ def run_logs_part(
     live = store.run_state(run_id)
     return page(
         "run_logs.html",
-        headers=live_header(live is not None and not live.is_final),
+        headers=live_header(run_live(store, run_id, live)),
         run_id=run_id,
         **values,
     )
@@ -281,13 +302,20 @@ def run_logs_part(
 @router.get("/runs/{ref}/charts/gantt", dependencies=session)
 async def gantt_chart(ref: str = RunRef, store: Store = Depends(get_store)) -> JSONResponse:
     item, live = await run_in_threadpool(charts.gantt, store, ref)
-    return JSONResponse(item, headers=live_header(live))
+    return JSONResponse(item, headers=live_header(live or await _resuming(store, ref)))
 
 
 @router.get("/runs/{ref}/charts/graph", dependencies=session)
 async def graph_chart(ref: str = RunRef, store: Store = Depends(get_store)) -> JSONResponse:
     item, live = await run_in_threadpool(charts.task_graph, store, ref)
-    return JSONResponse(item, headers=live_header(live))
+    return JSONResponse(item, headers=live_header(live or await _resuming(store, ref)))
+
+
+async def _resuming(store: Store, ref: str) -> bool:
+    def check() -> bool:
+        return store.resume_requested(store.resolve(ref)) is not None
+
+    return await run_in_threadpool(check)
 
 
 # ---------------------------------------------------------------------- API docs

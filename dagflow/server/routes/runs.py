@@ -1,10 +1,15 @@
-"""`/api/v1/runs`: list runs, read one run's parts, follow its logs, cancel it.
+"""`/api/v1/runs`: list runs, read one run's parts, follow its logs, cancel or resume it.
 
 A run is named in paths by its id or a unique prefix (as on the command line): an unknown or
 ambiguous one is 404. Listings are newest first with an opaque cursor (`next_cursor`); task runs
 page by offset within one run; history and logs by the row id after which to read (`after`), which
 is also how a client follows a live run: `GET .../logs?after=N&wait=10` answers as soon as there
 are new records or the run has ended, or after `wait` seconds with none.
+
+Resume is queued: a deployment's run that ended FAILED, TIMED_OUT, CRASHED or CANCELLED is marked
+for the `dagflow serve` process serving its deployment, which resumes it under its id (reusing
+persisted task results) as `dagflow resume` would; a run of no deployment is 409, naming that
+command.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from dagflow.server.models import (
     LogOut,
     LogPageOut,
     ParametersOut,
+    ResumeOut,
     RunDetail,
     RunOut,
     RunPageOut,
@@ -80,13 +86,16 @@ def list_runs(
         None, description="created at or after (ISO 8601; UTC if naive)"
     ),
     until: datetime | None = Query(None, description="created before (ISO 8601; UTC if naive)"),
+    deployment: str | None = Query(
+        None, max_length=512, description="only runs of this deployment (FLOW/NAME)"
+    ),
     cursor: str | None = Query(
         None, max_length=200, description="`next_cursor` of the page before"
     ),
     limit: int = Query(50, ge=1, le=500),
     store: Store = Depends(get_store),
 ) -> RunPageOut:
-    where = RunFilter(flow, tuple(state), _seconds(since), _seconds(until))
+    where = RunFilter(flow, tuple(state), _seconds(since), _seconds(until), deployment)
     page = store.runs_page(where, decode_cursor(cursor) if cursor else None, limit)
     return RunPageOut(
         runs=[RunOut.of(s) for s in page.runs],
@@ -192,3 +201,13 @@ def cancel(ref: str = RunRef, store: Store = Depends(get_store)) -> CancelOut:
     """A scheduled run is cancelled at once; an active one is marked CANCELLING for its driver."""
     run_id, state = store.request_cancel(ref, "cancel requested through the server")
     return CancelOut(id=run_id, state=state)
+
+
+@router.post("/{ref}/resume", response_model=ResumeOut, summary="Resume an ended run")
+def resume(ref: str = RunRef, store: Store = Depends(get_store)) -> ResumeOut:
+    """Queue a deployment's FAILED (or CRASHED, TIMED_OUT, CANCELLED) run for its serving
+    process to resume; it keeps its state until that process starts it."""
+    run_id, state, asked = store.request_resume(ref)
+    return ResumeOut(
+        id=run_id, state=state, resume_requested=datetime.fromtimestamp(asked, timezone.utc)
+    )
