@@ -314,8 +314,14 @@ class RunState:
 
     # ------------------------------------------------------------------ what the driver sees
 
-    def worker_lost(self, worker: str, keys: Iterable[str], now: float) -> Outcome:
-        """The scheduler lost `worker` while it was processing `keys`: those attempts CRASHED."""
+    def worker_lost(
+        self, worker: str, keys: Iterable[str], now: float, running_only: bool = False
+    ) -> Outcome:
+        """The scheduler lost `worker` while it was processing `keys`: those attempts CRASHED.
+
+        `running_only`: the keys are the items of chunks that were processing; only the items
+        known to be running there crashed (the others had not started, or had ended).
+        """
         out = Outcome()
         message = f"worker {worker} was lost while running the task"
         for key in keys:
@@ -325,7 +331,7 @@ class RunState:
             state = task.run.state
             if state in (S.RUNNING, S.RETRYING) and task.run.worker in (worker, None):
                 self._crash(task, now, message, out)
-            elif state is S.PENDING:
+            elif state is S.PENDING and not running_only:
                 # lost before its first report left the worker: that attempt crashed too
                 task.offset += 1
                 self._crash(task, now, message, out, worker=worker)

@@ -27,6 +27,8 @@ from dagflow.core.machine import Outcome, RunState, Verdict
 from dagflow.core.states import StateType
 from dagflow.core.walk import leaves, transform
 from dagflow.engine import printing
+from dagflow.engine.batches import MapPlanner
+from dagflow.engine.chunks import dask_futures, values_of
 from dagflow.engine.compiler import Compiler
 from dagflow.engine.logs import LogLimits
 from dagflow.engine.shipping import shipping_for
@@ -85,6 +87,7 @@ class FlowAttempt:
             shipping=shipping_for(runner.client),
         )
         self.observed: set[str] = set()  # failed keys whose error the body saw or allowed
+        self.planner = MapPlanner(self._threads)  # how maps are cut into chunks
         self.cancelling = False  # stop submitting: this attempt is being torn down
 
     # ----------------------------------------------------------------- the body
@@ -128,7 +131,8 @@ class FlowAttempt:
     # ----------------------------------------------------------------- Resolver protocol
 
     def submit_pending(self) -> None:
-        """Compile and submit every pending call as one wave."""
+        """Compile and submit every pending call: one wave, or a few rounds when adaptive maps
+        first time a few probe items (see `batches.py`)."""
         with self.lock:
             if self.cancelling:
                 raise Cancelled("the flow run is being cancelled")
@@ -136,19 +140,54 @@ class FlowAttempt:
             if not calls:
                 return
             self._check_resources(calls)
-            wave = self.compiler.compile(calls)
-            try:
-                with dask.annotate(span=self.runner.span), _quiet_serialization_errors():
-                    futures = self.client.get(wave.graph, wave.keys, sync=False)
-            except Exception as exc:
-                culprit = self.compiler.find_unpicklable(calls)
-                if culprit:
-                    raise DefinitionError(culprit) from None
-                raise DagflowError(f"submitting tasks to the cluster failed: {exc}") from exc
-            self.tracker.submitted(calls, futures)
+        try:
+            rest = calls
+            while rest:
+                plan = self.planner.plan_round(rest)
+                for note in plan.notes:
+                    self.tracker.flow_log(logging.INFO, note)
+                with self.lock:
+                    if self.cancelling:
+                        raise Cancelled("the flow run is being cancelled")
+                    self._submit(plan.calls, plan.chunks)
+                if plan.probe is not None:
+                    self.planner.measure(plan.probe, self._task_run, self._wait_news)
+                rest = plan.rest
+        finally:
             for call in calls:
-                self.observed.update(key_text(key) for key in call.soft_keys())
                 _forget_arguments(call)
+
+    def _submit(self, calls: list[Call], chunks: dict[int, list[tuple[int, int]]]) -> None:
+        wave = self.compiler.compile(calls, chunks)
+        try:
+            with dask.annotate(span=self.runner.span), _quiet_serialization_errors():
+                futures = self.client.get(wave.graph, wave.keys, sync=False)
+        except Exception as exc:
+            culprit = self.compiler.find_unpicklable(calls)
+            if culprit:
+                raise DefinitionError(culprit) from None
+            raise DagflowError(f"submitting tasks to the cluster failed: {exc}") from exc
+        self.tracker.submitted(calls, futures, wave.chunks)
+        for call in calls:
+            self.observed.update(key_text(key) for key in call.soft_keys())
+            _forget_arguments(call)
+
+    def _task_run(self, key: str) -> Any:
+        with self.lock:
+            return self.tracker.state.task_run(key)
+
+    def _wait_news(self, seconds: float) -> None:
+        if self.cancelling:
+            raise Cancelled("the flow run is being cancelled")
+        with self.tracker.settled:
+            self.tracker.settled.wait(seconds)
+
+    def _threads(self) -> int:
+        try:
+            return sum(self.client.nthreads().values())
+        except Exception:
+            log.debug("could not count the cluster's threads", exc_info=True)
+            return 1
 
     def _check_resources(self, calls: list[Call]) -> None:
         """Fail at submission, instead of waiting forever, when no worker has a task's resource."""
@@ -216,7 +255,7 @@ class FlowAttempt:
         if future.dask_future is None:
             self.submit_pending()
         try:
-            self.client.sync(_wait, [future.dask_future], timeout=timeout)
+            self.client.sync(_wait, dask_futures([future.dask_future]), timeout=timeout)
         except TimeoutError:
             return
 
@@ -275,7 +314,7 @@ class FlowAttempt:
             with self.lock:
                 futures = list(self.tracker.inflight.values())
             if futures:
-                self.client.sync(_wait, futures)
+                self.client.sync(_wait, dask_futures(futures))
             self._settle_errored()
             deadline = time.monotonic() + EVENT_GRACE_SECONDS
             with self.tracker.settled:
@@ -299,8 +338,7 @@ class FlowAttempt:
         for key, fut in items:
             if fut.status == "error":
                 exc = fut.exception()
-                blamed = getattr(exc, "task", None)
-                blamed_text = key_text(blamed) if isinstance(blamed, tuple) else None
+                blamed_text = _blamed(key, getattr(exc, "task", None))
                 erred.append((key, blamed_text, type(exc).__name__, error_text(exc)))
             elif fut.status == "cancelled":
                 cancelled.append(key)
@@ -325,7 +363,8 @@ class FlowAttempt:
         log.warning(
             "run %s: %d task reports lost; reading their outcome", self.run_id, len(missing)
         )
-        values = self.client.gather([f for _, f in missing], errors="skip")
+        futures = [f for _, f in missing]
+        values = values_of(futures, self.client.gather(dask_futures(futures), errors="skip"))
 
         def stimulus(st: RunState) -> Outcome:
             now = time.time()
@@ -356,7 +395,7 @@ class FlowAttempt:
             futures = list(self.tracker.inflight.values())
         if futures:
             try:
-                self.client.cancel(futures, reason=reason)
+                self.client.cancel(dask_futures(futures), reason=reason)
             except Exception:
                 log.debug("cancel failed", exc_info=True)
 
@@ -397,6 +436,21 @@ def missing_resources(client: Any, required: dict[str, float]) -> list[str]:
         if not any((w.get("resources") or {}).get(name, 0) >= amount for w in workers.values()):
             missing.append(name)
     return missing
+
+
+def _blamed(key: str, blamed: Any) -> str | None:
+    """The task key text an erred Dask future of task `key` blames: a task's key, or for a
+    chunk `(name, a, b)` none when `key` is in it (it failed itself), else its first item."""
+    if not isinstance(blamed, tuple):
+        return None
+    if len(blamed) == 2:
+        return key_text(blamed)
+    if len(blamed) == 3:
+        name, index = parse_key(key)
+        if name == blamed[0] and blamed[1] <= index < blamed[2]:
+            return None
+        return key_text((blamed[0], blamed[1]))
+    return None
 
 
 def _forget_arguments(call: Call) -> None:

@@ -5,11 +5,15 @@ topic. The first record after a quiet spell goes out at once (a long task's RUNN
 driver before anything can happen to its worker); records that follow within `FLUSH_SECONDS` are
 sent together when that window ends. A worker running thousands of short tasks thus sends tens of
 messages a second, not thousands. `put` never blocks a task on the network.
+
+A chunk of `.map` items (`chunks.py`) reports through a `ChunkBox`: its records go to the outbox
+as one batch at the end of the chunk, or sooner once the oldest has waited `FLUSH_SECONDS`.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 FLUSH_SECONDS = 0.05
@@ -36,6 +40,21 @@ class Outbox:
             self.armed = True
         self.worker.loop.add_callback(self._arm)
 
+    def put_many(self, topic: str, records: list[Any]) -> None:
+        """Several records at once (a chunk of `.map` items reports as one batch)."""
+        if not records:
+            return
+        with self.lock:
+            items = self.buffer.get(topic)
+            if items is None:
+                self.buffer[topic] = list(records)
+            else:
+                items.extend(records)
+            if self.armed:
+                return
+            self.armed = True
+        self.worker.loop.add_callback(self._arm)
+
     def _arm(self) -> None:
         # On the worker's loop: send now, then hold what follows until the window ends.
         self.flush()
@@ -54,6 +73,34 @@ class Outbox:
             buffer, self.buffer = self.buffer, {}
         for topic, records in buffer.items():
             self.worker.log_event(topic, records)
+
+
+class ChunkBox:
+    """The outbox of one chunk: buffers its reports and hands them over in batches."""
+
+    __slots__ = ("box", "first", "records", "topic")
+
+    def __init__(self, box: Outbox, topic: str) -> None:
+        self.box = box
+        self.topic = topic
+        self.records: list[Any] = []
+        self.first = 0.0
+
+    def put(self, topic: str, record: Any) -> None:
+        if topic != self.topic:  # not expected: a chunk reports on its run's topic only
+            self.box.put(topic, record)
+            return
+        records = self.records
+        if not records:
+            self.first = time.monotonic()
+        records.append(record)
+        if len(records) > 1 and time.monotonic() - self.first > FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.records:
+            records, self.records = self.records, []
+            self.box.put_many(self.topic, records)
 
 
 _outboxes: dict[int, Outbox] = {}

@@ -32,7 +32,13 @@ class Listener(Protocol):
 
     def on_reports(self, records: list[Any]) -> None: ...
 
-    def on_worker_lost(self, worker: str, processing: list[str], recomputed: list[str]) -> None: ...
+    def on_worker_lost(
+        self,
+        worker: str,
+        processing: list[str],
+        recomputed: list[str],
+        chunked: list[str] | None = None,
+    ) -> None: ...
 
 
 class Router:
@@ -79,17 +85,26 @@ class Router:
         worker = str(msg.get("worker", "?"))
         processing: defaultdict[int, list[str]] = defaultdict(list)
         recomputed: defaultdict[int, list[str]] = defaultdict(list)
+        chunked: defaultdict[int, list[str]] = defaultdict(list)
         listeners: dict[int, Listener] = {}
         for field, into in (("processing-tasks", processing), ("lost-computed-tasks", recomputed)):
             for key in msg.get(field) or ():
-                if not isinstance(key, (tuple, list)) or len(key) != 2:
+                if not isinstance(key, (tuple, list)) or len(key) not in (2, 3):
                     continue
                 listener = self._listener(str(key[0]))
-                if listener is not None:
-                    listeners[id(listener)] = listener
+                if listener is None:
+                    continue
+                listeners[id(listener)] = listener
+                if len(key) == 2:
                     into[id(listener)].append(key_text((str(key[0]), int(key[1]))))
+                    continue
+                # a chunk `(name, a, b)`: its items (see engine/chunks.py)
+                items = [key_text((str(key[0]), i)) for i in range(int(key[1]), int(key[2]))]
+                (chunked if into is processing else into)[id(listener)].extend(items)
         for ident, listener in listeners.items():
-            listener.on_worker_lost(worker, processing[ident], recomputed[ident])
+            listener.on_worker_lost(
+                worker, processing[ident], recomputed[ident], chunked[ident] or None
+            )
 
 
 _routers: WeakKeyDictionary[Any, Router] = WeakKeyDictionary()

@@ -25,6 +25,7 @@ from dagflow.core.runs import FlowRun, RunEvent, StateEvent, TaskEdges, TaskRun
 from dagflow.core.states import StateType
 from dagflow.core.task import TaskDefinition
 from dagflow.core.text import bounded, storable
+from dagflow.engine.chunks import Chunk, ItemFuture
 from dagflow.engine.logs import reemit
 from dagflow.engine.sinks import EventSink, dispatch
 
@@ -77,12 +78,21 @@ class RunTracker:
         """Reports from workers (called on the client's event loop): hand over, never work here."""
         self._queue.put(_reports_of(records))
 
-    def on_worker_lost(self, worker: str, processing: list[str], recomputed: list[str]) -> None:
-        """The scheduler lost `worker` (called on the client's event loop): hand over."""
+    def on_worker_lost(
+        self,
+        worker: str,
+        processing: list[str],
+        recomputed: list[str],
+        chunked: list[str] | None = None,
+    ) -> None:
+        """The scheduler lost `worker` (called on the client's event loop): hand over.
+        `chunked` holds the items of chunks it was processing."""
 
         def stimulus(state: RunState) -> Outcome:
             now = time.time()
             out = state.worker_lost(worker, processing, now)
+            if chunked:
+                out.extend(state.worker_lost(worker, chunked, now, running_only=True))
             out.extend(state.recomputed(worker, recomputed, now))
             return out
 
@@ -127,8 +137,14 @@ class RunTracker:
             self._task_hooks(tr)
         return outcome
 
-    def submitted(self, calls: Sequence[Any], futures: Sequence[Any]) -> None:
-        """A wave went to the cluster: its tasks are PENDING and their futures held."""
+    def submitted(
+        self,
+        calls: Sequence[Any],
+        futures: Sequence[Any],
+        chunks: dict[int, list[tuple[int, int]]] | None = None,
+    ) -> None:
+        """A wave went to the cluster: its tasks are PENDING and their futures held (an item
+        that runs in a chunk holds an `ItemFuture` of its chunk's future)."""
         now = time.time()
         with self.lock:
             events = self.state.submitted(calls, now)
@@ -136,6 +152,18 @@ class RunTracker:
             i = 0
             for call in calls:
                 self.tasks[call.name] = call.task
+                cut = chunks.get(id(call)) if chunks else None
+                if cut is not None:
+                    item_futures = call.futures
+                    base = call.start
+                    for a, b in cut:
+                        chunk = Chunk(futures[i])
+                        i += 1
+                        for index in range(a, b):
+                            tf = item_futures[index - base]
+                            tf.dask_future = fut = ItemFuture(chunk, index - a)
+                            inflight[f"{call.name}[{index}]"] = fut
+                    continue
                 for tf in call.futures:
                     fut = futures[i]
                     i += 1
