@@ -6,7 +6,7 @@ timeout, logs (attributed to `task[i]`) and result; an item that fails returns i
 its place and its neighbours run on. The chunk returns one value per item (a list). Its reports
 are buffered in a `ChunkBox` and handed to the worker's outbox as one batch, at the end of the
 chunk or when the oldest has waited `FLUSH_SECONDS` (a long item's RUNNING still reaches the
-driver before anything can happen to its worker).
+driver while it runs, so a lost worker's running item gets its CRASHED attempt).
 
 A chunk's Dask key is `(name, start, stop)`: the same name as its items' keys `(name, index)`,
 so the dashboard's progress bars and task stream still read per task, and it never collides with
@@ -85,7 +85,7 @@ def run_chunk(
             )
             out.append(execute(box, where, start + j, deps, item_is_soft, item_args, item_kwargs))
     finally:
-        box.flush()
+        box.close()
     return out
 
 

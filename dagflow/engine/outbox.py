@@ -76,31 +76,55 @@ class Outbox:
 
 
 class ChunkBox:
-    """The outbox of one chunk: buffers its reports and hands them over in batches."""
+    """The outbox of one chunk: buffers its reports and hands them over in batches.
 
-    __slots__ = ("box", "first", "records", "topic")
+    The chunk's thread puts; the worker's loop looks every `FLUSH_SECONDS` and hands over what
+    has waited that long, so the RUNNING report of a long item reaches the driver while it runs
+    (a lost worker's running items are then known), at most two windows late.
+    """
+
+    __slots__ = ("box", "closed", "first", "lock", "records", "topic")
 
     def __init__(self, box: Outbox, topic: str) -> None:
         self.box = box
         self.topic = topic
+        self.lock = threading.Lock()
         self.records: list[Any] = []
         self.first = 0.0
+        self.closed = False
+        box.worker.loop.add_callback(self._watch)
 
     def put(self, topic: str, record: Any) -> None:
         if topic != self.topic:  # not expected: a chunk reports on its run's topic only
             self.box.put(topic, record)
             return
-        records = self.records
-        if not records:
-            self.first = time.monotonic()
-        records.append(record)
-        if len(records) > 1 and time.monotonic() - self.first > FLUSH_SECONDS:
+        with self.lock:
+            records = self.records
+            if not records:
+                self.first = time.monotonic()
+            records.append(record)
+
+    def _watch(self) -> None:
+        # On the worker's loop: hand over what has waited a window, look again after the next.
+        with self.lock:
+            if self.closed:
+                return
+            stale = self.records and time.monotonic() - self.first >= FLUSH_SECONDS
+        if stale:
             self.flush()
+        self.box.worker.loop.call_later(FLUSH_SECONDS, self._watch)
 
     def flush(self) -> None:
-        if self.records:
+        with self.lock:
             records, self.records = self.records, []
+        if records:
             self.box.put_many(self.topic, records)
+
+    def close(self) -> None:
+        """The chunk ended: hand over the rest; the loop stops looking."""
+        with self.lock:
+            self.closed = True
+        self.flush()
 
 
 _outboxes: dict[int, Outbox] = {}
