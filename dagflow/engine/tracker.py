@@ -98,6 +98,10 @@ class RunTracker:
 
         self._queue.put(stimulus)
 
+    def backlog(self) -> bool:
+        """Whether stimuli wait to be folded (reports arrived but not recorded yet)."""
+        return not self._queue.empty()
+
     def _pump_reports(self) -> None:
         while True:
             stimulus = self._queue.get()
