@@ -66,9 +66,10 @@ def cut(start: int, stop: int, size: int) -> list[Chunk]:
 
 def describe(task: str, count: int, chunks: list[Chunk], seconds_per_item: float | None) -> str:
     """The run-log line that records how a map was cut (`runs show` and the pages show it)."""
-    sizes = sorted({b - a for a, b in chunks})
-    shown = str(sizes[0]) if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}"
+    first = chunks[0][1] - chunks[0][0]
+    last = chunks[-1][1] - chunks[-1][0]
+    shown = f"{first} items" if last == first else f"{first} items (the last {last})"
     measured = ""
     if seconds_per_item is not None:
         measured = f"; measured ~{seconds_per_item * 1e3:.3g} ms/item"
-    return f"task {task!r}: {count} items in {len(chunks)} Dask tasks of {shown} items{measured}"
+    return f"task {task!r}: {count} items in {len(chunks)} Dask tasks of {shown}{measured}"
