@@ -8,6 +8,7 @@ what the chunking itself leaves in the record (its Dask keys, the log line of th
 from __future__ import annotations
 
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -286,3 +287,37 @@ def test_sizing_policy() -> None:
     assert batching.estimate([0.3, 0.001, 0.002]) == 0.002
     assert batching.probe_count(5, 2) == 4
     assert batching.probe_count(1000, 8) == 8
+
+
+def test_persisted_items_are_reused_one_by_one_on_resume(tmp_path: Path) -> None:
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    gate = tmp_path / "gate"
+
+    @task(persist_result=True, batch_size=8)
+    def step(i: int) -> int:
+        (calls / f"{i}-{time.monotonic_ns()}").touch()
+        if i == 13 and not gate.exists():
+            raise RuntimeError("gate closed")
+        return i
+
+    @flow
+    def resumable(n: int) -> int:
+        parts = step.map(range(n))
+        parts[5].wait()
+        assert parts[5].state in (S.COMPLETED, S.CACHED)  # CACHED: reused on resume
+        return sum(f.result() for f in parts)
+
+    first = resumable.run(n=24)
+    assert first.state is S.FAILED
+    locations = {tr.result_location for tr in first.tasks_named("step") if tr.map_index != 13}
+    assert len(locations) == 23 and None not in locations, "one persisted result per item"
+    gate.touch()
+    resumed = resumable.resume(first.id)
+    assert resumed.state is S.COMPLETED
+    assert resumed.result() == sum(range(24))
+    ran_again = [p.name.split("-")[0] for p in calls.iterdir()]
+    assert Counter(ran_again)["13"] == 2
+    assert sum(Counter(ran_again).values()) == 25, "only the failed item ran again"
+    states = Counter(tr.state for tr in resumed.tasks_named("step"))
+    assert states == {S.CACHED: 23, S.COMPLETED: 1}
