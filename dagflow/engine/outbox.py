@@ -7,7 +7,8 @@ sent together when that window ends. A worker running thousands of short tasks t
 messages a second, not thousands. `put` never blocks a task on the network.
 
 A chunk of `.map` items (`chunks.py`) reports through a `ChunkBox`: its records go to the outbox
-as one batch at the end of the chunk, or sooner once the oldest has waited `FLUSH_SECONDS`.
+as one batch at the end of the chunk, or sooner once the oldest has waited `FLUSH_SECONDS`, with
+the items that simply succeeded folded into one compact record (`machine.compact_wire`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import threading
 import time
 from typing import Any
+
+from dagflow.core.machine import compact_wire
 
 FLUSH_SECONDS = 0.05
 
@@ -118,7 +121,7 @@ class ChunkBox:
         with self.lock:
             records, self.records = self.records, []
         if records:
-            self.box.put_many(self.topic, records)
+            self.box.put_many(self.topic, compact_wire(records))
 
     def close(self) -> None:
         """The chunk ended: hand over the rest; the loop stops looking."""

@@ -25,6 +25,7 @@ from weakref import WeakKeyDictionary
 from dagflow.core.keys import key_text
 
 log = logging.getLogger(__name__)
+_TAGGED = ("log", "ok")  # records whose task key name comes second (`core/machine.py`)
 
 
 class Listener(Protocol):
@@ -67,7 +68,7 @@ class Router:
     def _reports(self, event: tuple[float, Any]) -> None:
         per_listener: dict[int, tuple[Listener, list[Any]]] = {}
         for record in event[1]:
-            name = record[1] if record[0] == "log" else record[0]
+            name = record[1] if record[0] in _TAGGED else record[0]
             listener = self._listener(name)
             if listener is None:
                 continue  # a run that ended (a late report), or not this driver's

@@ -20,7 +20,7 @@ from typing import Any
 
 from dagflow.core.graph import Call, Column, Refs
 from dagflow.core.keys import key_text, parse_key
-from dagflow.core.machine import Outcome, ResultInfo, RunState, parse_report
+from dagflow.core.machine import Outcome, ResultInfo, RunState, parse_reports
 from dagflow.core.runs import FlowRun, RunEvent, StateEvent, TaskEdges, TaskRun
 from dagflow.core.states import StateType
 from dagflow.core.task import TaskDefinition
@@ -256,7 +256,7 @@ def _ref_names(refs: Refs, into: set[str]) -> None:
 
 
 def _reports_of(batch: list[Any]) -> Callable[[RunState], Outcome]:
-    reports = [parse_report(record) for record in batch]
+    reports = parse_reports(batch)
     return lambda state: state.reports(reports)
 
 

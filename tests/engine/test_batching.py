@@ -321,3 +321,30 @@ def test_persisted_items_are_reused_one_by_one_on_resume(tmp_path: Path) -> None
     assert sum(Counter(ran_again).values()) == 25, "only the failed item ran again"
     states = Counter(tr.state for tr in resumed.tasks_named("step"))
     assert states == {S.CACHED: 23, S.COMPLETED: 1}
+
+
+def test_items_that_simply_succeed_travel_as_one_compact_record() -> None:
+    from dagflow.core.machine import LogReport, Report, compact_wire, log_wire, parse_reports
+
+    def ok(i: int, t: float) -> list[Report]:
+        return [
+            Report("t-x1", i, "RUNNING", t, 1, "w"),
+            Report("t-x1", i, "COMPLETED", t + 1, 1, "w"),
+        ]
+
+    records: list[object] = [
+        *ok(0, 10.0),
+        *ok(1, 20.0),
+        Report("t-x1", 2, "RUNNING", 30.0, 1, "w"),
+        log_wire(LogReport("t-x1", 2, 20, 30.5, "a log line keeps its place", "w")),
+        Report("t-x1", 2, "FAILED", 31.0, 1, "w", "ValueError: no", "ValueError"),
+        *ok(3, 40.0),
+    ]
+    wire = compact_wire(records)
+    assert wire[0] == ("ok", "t-x1", "w", [0, 1, 3], [10.0, 20.0, 40.0], [11.0, 21.0, 41.0])
+    assert len(wire) == 4
+    back = parse_reports([list(r) for r in wire])
+    expected = parse_reports([list(r) for r in records])  # type: ignore[call-overload]
+    assert sorted(back, key=lambda r: (r.item, r.time)) == sorted(
+        expected, key=lambda r: (r.item, r.time)
+    )
