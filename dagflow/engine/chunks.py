@@ -142,7 +142,7 @@ def dask_futures(futures: Iterable[Any]) -> list[Any]:
 def values_of(futures: Sequence[Any], gathered: Sequence[Any]) -> list[Any]:
     """The value of each of `futures` from `gathered`, the values of `dask_futures(futures)`
     in that order (a chunk's value is its list; an item picks its own)."""
-    by_id = {id(real): value for real, value in zip(dask_futures(futures), gathered, strict=True)}
+    by_id = {id(real): value for real, value in zip(dask_futures(futures), gathered, strict=False)}
     out = []
     for fut in futures:
         if type(fut) is ItemFuture:

@@ -348,3 +348,23 @@ def test_items_that_simply_succeed_travel_as_one_compact_record() -> None:
     assert sorted(back, key=lambda r: (r.item, r.time)) == sorted(
         expected, key=lambda r: (r.item, r.time)
     )
+
+
+def test_chunks_on_worker_processes_report_every_item(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DAGFLOW_CLUSTER", "local")  # worker processes: reports cross processes
+
+    @flow
+    def on_processes(n: int) -> list[Any]:
+        checked = picky.map(range(n))
+        return kind.map(allow_failure(checked))
+
+    run = on_processes.run(n=200)
+    assert run.result() == ["ValueError" if i % 100 == 37 else "int" for i in range(200)]
+    recorded = get_flow_run(run.id)
+    for record in (run, recorded):
+        states = Counter(tr.state for tr in record.tasks_named("picky"))
+        assert states == {S.COMPLETED: 198, S.FAILED: 2}
+        ok = record.task_runs["picky[5]"]
+        assert [t.to_state for t in ok.history] == [S.PENDING, S.RUNNING, S.COMPLETED]
+        assert ok.worker is not None and ok.worker.startswith("tcp://")
+        assert ok.duration is not None
