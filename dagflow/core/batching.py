@@ -27,6 +27,7 @@ CHUNKS_PER_THREAD = 2  # at least this many chunks per worker thread, when there
 MIN_PROBES = 4  # probe items of an adaptive map (at least; one per worker thread if more)
 MIN_ADAPTIVE_ITEMS = 16  # a smaller map runs one item per task: there is nothing to win
 PROBE_WAIT_SECONDS = 2 * TARGET_SECONDS  # probes still running then are long items: no batching
+PROBE_START_SECONDS = 5.0  # probes not started by then wait for an upstream: do not hold the body
 
 Chunk = tuple[int, int]  # [start, stop) of item offsets within a call
 

@@ -9,7 +9,9 @@ chosen are written to the run's log (`core/batching.describe`).
 
 Estimates are kept per task for the flow attempt, so a task mapped again in a later wave (or in a
 loop) is not probed again. A wave holds one round per adaptive task it maps for the first time;
-each round costs the driver the probes' run time plus one Dask round trip.
+each round costs the driver the probes' run time plus one Dask round trip. Probes that cannot
+start (their upstream still runs) are waited for `PROBE_START_SECONDS` at most; the rest of that
+map then runs one item per task.
 """
 
 from __future__ import annotations
@@ -87,12 +89,13 @@ class MapPlanner:
         reads the live record; `wait(s)` waits for news at most `s` seconds."""
         keys = [key_text(key) for key in probe.iter_keys()]
         running_since: dict[str, float] = {}
-        deadline = time.monotonic() + 60.0  # probes waiting for a slow upstream: stop waiting
-        result: float | None = None
-        while time.monotonic() < deadline:
+        # Probes that wait for an upstream do not hold the flow body for long: past this, with
+        # none running, what was measured decides (nothing: the rest runs unbatched).
+        deadline = time.monotonic() + batching.PROBE_START_SECONDS
+        while True:
             now = time.monotonic()
             durations: list[float] = []
-            done = 0
+            done = running = 0
             too_long = False
             for key in keys:
                 tr = task_run(key)
@@ -103,14 +106,15 @@ class MapPlanner:
                     if tr.duration is not None:
                         durations.append(tr.duration)
                 elif tr.started is not None:
+                    running += 1
                     since = running_since.setdefault(key, now)
                     too_long = too_long or now - since > batching.PROBE_WAIT_SECONDS
             if too_long or any(d >= batching.TARGET_SECONDS for d in durations):
-                result = None
+                result = None  # long items: never batched
                 break
-            if done == len(keys):
+            if done == len(keys) or (now > deadline and not running):
                 # none ran (cached, reused, upstream failed): settling them is cheap
-                result = batching.estimate(durations) if durations else 0.0
+                result = batching.estimate(durations) if durations else (0.0 if done else None)
                 break
             wait(0.01)
         self.estimates[probe.task.slug] = result

@@ -23,8 +23,10 @@ from dagflow import (
     get_flow_run,
     get_run_logger,
     task,
+    unmapped,
 )
 from dagflow.core import batching
+from dagflow.core.context import current_flow_run
 from dagflow.errors import DefinitionError
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("threads_cluster")]
@@ -368,3 +370,34 @@ def test_chunks_on_worker_processes_report_every_item(monkeypatch: pytest.Monkey
         assert [t.to_state for t in ok.history] == [S.PENDING, S.RUNNING, S.COMPLETED]
         assert ok.worker is not None and ok.worker.startswith("tcp://")
         assert ok.duration is not None
+
+
+def test_probes_waiting_for_an_upstream_do_not_hold_the_body(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(batching, "PROBE_START_SECONDS", 0.2)
+
+    @task
+    def slow_start(seconds: float) -> int:
+        time.sleep(seconds)
+        return 1
+
+    @task
+    def add_to(x: int, y: int) -> int:
+        return x + y
+
+    @flow
+    def waits_for_upstream() -> tuple[float, list[int]]:
+        base = slow_start(1.5)
+        items = add_to.map(range(40), y=unmapped(base))
+        context = current_flow_run.get()
+        assert context is not None
+        started = time.monotonic()
+        context.graph.resolver.submit_pending()  # what .result() does first
+        return time.monotonic() - started, items
+
+    run = waits_for_upstream.run()
+    submitted, values = run.result()
+    assert values == list(range(1, 41))
+    assert submitted < 1.2, "the body went on before the upstream ended"
+    assert chunk_notes(run) == [], "not measured: one item per Dask task"
