@@ -352,6 +352,7 @@ def test_items_that_simply_succeed_travel_as_one_compact_record() -> None:
     )
 
 
+@pytest.mark.slow  # starts the `local` cluster's worker processes
 def test_chunks_on_worker_processes_report_every_item(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DAGFLOW_CLUSTER", "local")  # worker processes: reports cross processes
 
