@@ -11,8 +11,11 @@ times, so that the noise of a shared machine falls on all of them alike; the tab
 Raw Dask uses the fastest plain way: `client.map` / `client.submit` futures, then waits for them.
 
 Workloads: W1 1,000 independent tasks; W2 a chain of 200; W3 500 tasks and a reduce; W5 10,000
-independent tasks; W6 (`--big`) 100,000 independent tasks, dagflow only, with the driver's peak
-memory. Also measured: the driver time to build and submit a 10,000-task map.
+independent tasks; W6 100,000 independent tasks (in `--workloads`, or with `--big` dagflow only,
+with the driver's peak memory); W7 1,000 items of 100 ms; W8 2,000 items of 1-50 ms. dagflow
+maps adaptively in chunks (issue #15); `--unbatched` adds a column with `batch_size=1` (one Dask
+task per item) on the workloads that map. Also measured: the driver time to build and submit a
+10,000-task map.
 Nothing here asserts a timing: the targets are read off the table.
 """
 
@@ -71,6 +74,8 @@ WORKLOADS = {
         Workload("W3", "reduce", 500, "500 tasks and a reduce"),
         Workload("W5", "independent", 10_000, "10,000 independent tasks"),
         Workload("W6", "independent", 100_000, "100,000 independent tasks"),
+        Workload("W7", "sleep100", 1_000, "1,000 items of 100 ms"),
+        Workload("W8", "sleep_random", 2_000, "2,000 items of 1-50 ms"),
     )
 }
 DEFAULT_WORKLOADS = ("W1", "W2", "W3", "W5")
@@ -78,6 +83,13 @@ FLOWS: dict[str, Flow[..., None]] = {
     "independent": workloads.independent,
     "chain": workloads.chain,
     "reduce": workloads.reduce,
+    "sleep100": workloads.sleep100,
+    "sleep_random": workloads.sleep_random,
+}
+PREFECT_KINDS = ("independent", "chain", "reduce")  # benchmarks/prefect_workloads.py
+UNBATCHED: dict[str, Flow[..., None]] = {
+    "independent": workloads.independent_unbatched,
+    "reduce": workloads.reduce_unbatched,
 }
 
 
@@ -109,16 +121,19 @@ def run_raw(client: Client, wl: Workload) -> float:
         for _ in range(wl.n - 1):
             last = client.submit(workloads.inc, last, pure=False)
         wait(last)
-    else:
+    elif wl.kind == "reduce":
         parts = client.map(workloads.ident, range(wl.n), pure=False)
         total = client.submit(workloads.sum_all, parts, pure=False)
         wait(total)
+    else:
+        futures = client.map(workloads.nap, workloads.naps(wl.kind, wl.n), pure=False)
+        wait(futures)
     return time.perf_counter() - start
 
 
-def run_dagflow(address: str, wl: Workload) -> float:
+def run_dagflow(address: str, wl: Workload, unbatched: bool = False) -> float:
     """The workload's flow, run to its final state (every task's state reported)."""
-    flow_ = FLOWS[wl.kind]
+    flow_ = UNBATCHED[wl.kind] if unbatched else FLOWS[wl.kind]
     start = time.perf_counter()
     run = run_flow(flow_, flow_.validate_parameters({"n": wl.n}), cluster=address)
     elapsed = time.perf_counter() - start
@@ -314,10 +329,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--workloads",
         default=",".join(DEFAULT_WORKLOADS),
-        help="comma-separated, from W1,W2,W3,W5 (default: all of them; '' for none)",
+        help="comma-separated, from W1,W2,W3,W5,W6,W7,W8 (default: W1,W2,W3,W5; '' for none)",
     )
     p.add_argument("--repeat", type=int, default=3, help="runs per system and workload")
     p.add_argument("--big", action="store_true", help="also run W6 (100,000 tasks) with dagflow")
+    p.add_argument(
+        "--unbatched",
+        action="store_true",
+        help="also run dagflow with batch_size=1 (column 'dagflow-b1') on W1, W3, W5, W6",
+    )
     p.add_argument("--no-prefect", action="store_true", help="skip Prefect even if installed")
     p.add_argument(
         "--prefect-max-tasks",
@@ -344,9 +364,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", action="store_true", help="print the results as JSON only")
     args = p.parse_args(argv)
     names = [w.strip().upper() for w in args.workloads.split(",") if w.strip()]
-    unknown = [w for w in names if w not in WORKLOADS or w == "W6"]
+    unknown = [w for w in names if w not in WORKLOADS]
     if unknown:
-        p.error(f"--workloads: unknown workload(s) {', '.join(unknown)}; choose from W1,W2,W3,W5")
+        p.error(
+            f"--workloads: unknown workload(s) {', '.join(unknown)}; choose from "
+            + ",".join(WORKLOADS)
+        )
     if args.repeat < 1:
         p.error("--repeat must be at least 1")
     args.names = names
@@ -375,6 +398,8 @@ def main(argv: list[str] | None = None) -> int:
     ):
         systems["raw"] = lambda wl: run_raw(client, wl)
         systems["dagflow"] = lambda wl: run_dagflow(address, wl)
+        if args.unbatched:
+            systems["dagflow-b1"] = lambda wl: run_dagflow(address, wl, unbatched=True)
         if run_prefect is not None:
             systems["prefect"] = lambda wl: run_prefect(address, wl)
         warm = Workload("warm-up", "reduce", 20, "")
@@ -391,6 +416,10 @@ def main(argv: list[str] | None = None) -> int:
                     if system == "prefect" and (
                         wl.tasks > args.prefect_max_tasks or rep >= args.prefect_repeat
                     ):
+                        continue
+                    if system == "dagflow-b1" and wl.kind not in UNBATCHED:
+                        continue
+                    if system == "prefect" and wl.kind not in PREFECT_KINDS:
                         continue
                     settle(client)
                     elapsed = run(wl)

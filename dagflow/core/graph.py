@@ -204,6 +204,31 @@ class Call:
                 for refs in col.refs:
                     yield from refs.soft
 
+    def part(self, i: int, j: int) -> Call:
+        """Items `i .. j - 1` (0-based within this map) as a call of their own, with the same
+        key name and seq: how an adaptive map submits a few probe items before the rest."""
+        if not self.mapped:
+            raise ValueError("only a map can be cut into parts")
+
+        def cut(value: Any) -> Any:
+            if type(value) is not Column:
+                return value
+            refs = value.refs[i:j] if value.refs is not None else None
+            return Column(value.values[i:j], refs)
+
+        return Call(
+            self.task,
+            self.name,
+            self.start + i,
+            j - i,
+            True,
+            tuple(cut(a) for a in self.args),
+            {k: cut(v) for k, v in self.kwargs.items()},
+            self.refs,
+            self.futures[i:j],
+            self.seq,
+        )
+
     def item_refs(self, i: int) -> Refs:
         """The futures item `i` (0-based within the call) depends on."""
         if not self.mapped:

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
 S = StateType
 WORKER_LOST = "WorkerLost"
+_RUNNING = S.RUNNING.value
+_COMPLETED = S.COMPLETED.value
 LOGS_IN_MEMORY = 10_000  # records a live FlowRun keeps; all of them are in the run history
 
 
@@ -91,6 +93,62 @@ def parse_report(record: Sequence[Any]) -> Report | LogReport:
     if report.result is not None and type(report.result) is not ResultInfo:
         report = report._replace(result=ResultInfo(*report.result))
     return report
+
+
+def compact_wire(records: list[Any]) -> list[Any]:
+    """`records` with each item that went RUNNING -> COMPLETED at its first attempt, with
+    nothing else to say (no message, no result, nothing in between), folded into one
+    `("ok", name, worker, items, starts, ends)` record per task: a chunk of items that all
+    succeed at once travels as one small record. `parse_reports` unfolds it."""
+    out: list[Any] = []
+    folded: dict[tuple[str, str], tuple[list[int], list[float], list[float]]] = {}
+    i, n = 0, len(records)
+    while i < n:
+        r = records[i]
+        if (
+            i + 1 < n
+            and type(r) is Report
+            and r.state == _RUNNING
+            and r.attempt == 1
+            and not r.message
+        ):
+            c = records[i + 1]
+            if (
+                type(c) is Report
+                and c.state == _COMPLETED
+                and c.item == r.item
+                and c.name == r.name
+                and c.attempt == 1
+                and c.result is None
+                and not c.message
+            ):
+                slot = folded.get((r.name, r.worker))
+                if slot is None:
+                    slot = folded[(r.name, r.worker)] = ([], [], [])
+                    out.append(("ok", r.name, r.worker, *slot))
+                slot[0].append(r.item)
+                slot[1].append(r.time)
+                slot[2].append(c.time)
+                i += 2
+                continue
+        out.append(r)
+        i += 1
+    return out
+
+
+def parse_reports(batch: Sequence[Sequence[Any]]) -> list[Report | LogReport]:
+    """Records from their wire form (`parse_report`), a compact `"ok"` record unfolded into
+    the RUNNING and COMPLETED reports it stands for."""
+    out: list[Report | LogReport] = []
+    for record in batch:
+        if record[0] == "ok":
+            _, name, worker, items, starts, ends = record
+            for item, start, end in zip(items, starts, ends, strict=True):
+                out.append(Report(name, item, _RUNNING, start, 1, worker))
+                out.append(Report(name, item, _COMPLETED, end, 1, worker))
+        else:
+            out.append(parse_report(record))
+    return out
 
 
 def log_wire(report: LogReport) -> tuple[Any, ...]:
@@ -314,8 +372,14 @@ class RunState:
 
     # ------------------------------------------------------------------ what the driver sees
 
-    def worker_lost(self, worker: str, keys: Iterable[str], now: float) -> Outcome:
-        """The scheduler lost `worker` while it was processing `keys`: those attempts CRASHED."""
+    def worker_lost(
+        self, worker: str, keys: Iterable[str], now: float, running_only: bool = False
+    ) -> Outcome:
+        """The scheduler lost `worker` while it was processing `keys`: those attempts CRASHED.
+
+        `running_only`: the keys are the items of chunks that were processing; only the items
+        known to be running there crashed (the others had not started, or had ended).
+        """
         out = Outcome()
         message = f"worker {worker} was lost while running the task"
         for key in keys:
@@ -325,7 +389,7 @@ class RunState:
             state = task.run.state
             if state in (S.RUNNING, S.RETRYING) and task.run.worker in (worker, None):
                 self._crash(task, now, message, out)
-            elif state is S.PENDING:
+            elif state is S.PENDING and not running_only:
                 # lost before its first report left the worker: that attempt crashed too
                 task.offset += 1
                 self._crash(task, now, message, out, worker=worker)

@@ -80,6 +80,18 @@ def check_int(owner: str, option_name: str, value: Any) -> int:
     return value
 
 
+def check_batch_size(owner: str, option_name: str, value: Any) -> int | None:
+    """None (adaptive), or a fixed number of `.map` items per Dask task (1: one task each)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise DefinitionError(
+            f"{owner}: {option_name} must be an int >= 1 (1 runs one Dask task per item) or "
+            f"None (adaptive), got {value!r}"
+        )
+    return value
+
+
 def check_backoff(owner: str, option_name: str, value: Any) -> float:
     return backoff_option(value, f"{owner}: {option_name}")
 
@@ -225,6 +237,9 @@ class TaskOptions(_Options):
         (), check_resources, "Dask worker resources, e.g. {'GPU': 1}"
     )
     priority: int = option(0, check_int, "higher runs first when workers are busy")
+    batch_size: int | None = option(
+        None, check_batch_size, ".map items per Dask task (1: one each; default: adaptive)"
+    )
     log_prints: bool = option(False, check_bool, "turn print() into run log records")
     persist_result: bool | None = option(
         None, check_optional_bool, "write the result to result storage (default: the flow's)"

@@ -4,6 +4,8 @@
 runner.py     FlowRunner: a run's lifecycle (attempts, retries, timeout, Ctrl-C, final state)
 attempt.py    FlowAttempt: one execution of the body; submits waves, resolves futures, settles
 compiler.py   pending calls -> one HighLevelGraph of CallLayers (layers.py) per wave
+batches.py    which maps run in chunks and how large (probes, measured sizes; core/batching.py)
+chunks.py     a chunk of map items: run_chunk on workers, ItemFuture on the driver
 wrapper.py    TaskCall: what a worker runs per task (upstreams, cache, retries, reports)
 retrying.py   the retry loop and timeouts of task calls (also for calls outside a flow)
 outbox.py     a worker's batched reports to the driver, over Dask topics

@@ -27,6 +27,8 @@ from dagflow.core.machine import Outcome, RunState, Verdict
 from dagflow.core.states import StateType
 from dagflow.core.walk import leaves, transform
 from dagflow.engine import printing
+from dagflow.engine.batches import MapPlanner
+from dagflow.engine.chunks import dask_futures, values_of
 from dagflow.engine.compiler import Compiler
 from dagflow.engine.logs import LogLimits
 from dagflow.engine.shipping import shipping_for
@@ -85,6 +87,7 @@ class FlowAttempt:
             shipping=shipping_for(runner.client),
         )
         self.observed: set[str] = set()  # failed keys whose error the body saw or allowed
+        self.planner = MapPlanner(self._threads)  # how maps are cut into chunks
         self.cancelling = False  # stop submitting: this attempt is being torn down
 
     # ----------------------------------------------------------------- the body
@@ -128,7 +131,8 @@ class FlowAttempt:
     # ----------------------------------------------------------------- Resolver protocol
 
     def submit_pending(self) -> None:
-        """Compile and submit every pending call as one wave."""
+        """Compile and submit every pending call: one wave, or a few rounds when adaptive maps
+        first time a few probe items (see `batches.py`)."""
         with self.lock:
             if self.cancelling:
                 raise Cancelled("the flow run is being cancelled")
@@ -136,19 +140,54 @@ class FlowAttempt:
             if not calls:
                 return
             self._check_resources(calls)
-            wave = self.compiler.compile(calls)
-            try:
-                with dask.annotate(span=self.runner.span), _quiet_serialization_errors():
-                    futures = self.client.get(wave.graph, wave.keys, sync=False)
-            except Exception as exc:
-                culprit = self.compiler.find_unpicklable(calls)
-                if culprit:
-                    raise DefinitionError(culprit) from None
-                raise DagflowError(f"submitting tasks to the cluster failed: {exc}") from exc
-            self.tracker.submitted(calls, futures)
+        try:
+            rest = calls
+            while rest:
+                plan = self.planner.plan_round(rest)
+                for note in plan.notes:
+                    self.tracker.flow_log(logging.INFO, note)
+                with self.lock:
+                    if self.cancelling:
+                        raise Cancelled("the flow run is being cancelled")
+                    self._submit(plan.calls, plan.chunks)
+                if plan.probe is not None:
+                    self.planner.measure(plan.probe, self._task_run, self._wait_news)
+                rest = plan.rest
+        finally:
             for call in calls:
-                self.observed.update(key_text(key) for key in call.soft_keys())
                 _forget_arguments(call)
+
+    def _submit(self, calls: list[Call], chunks: dict[int, list[tuple[int, int]]]) -> None:
+        wave = self.compiler.compile(calls, chunks)
+        try:
+            with dask.annotate(span=self.runner.span), _quiet_serialization_errors():
+                futures = self.client.get(wave.graph, wave.keys, sync=False)
+        except Exception as exc:
+            culprit = self.compiler.find_unpicklable(calls)
+            if culprit:
+                raise DefinitionError(culprit) from None
+            raise DagflowError(f"submitting tasks to the cluster failed: {exc}") from exc
+        self.tracker.submitted(calls, futures, wave.chunks)
+        for call in calls:
+            self.observed.update(key_text(key) for key in call.soft_keys())
+            _forget_arguments(call)
+
+    def _task_run(self, key: str) -> Any:
+        with self.lock:
+            return self.tracker.state.task_run(key)
+
+    def _wait_news(self, seconds: float) -> None:
+        if self.cancelling:
+            raise Cancelled("the flow run is being cancelled")
+        with self.tracker.settled:
+            self.tracker.settled.wait(seconds)
+
+    def _threads(self) -> int:
+        try:
+            return sum(self.client.nthreads().values())
+        except Exception:
+            log.debug("could not count the cluster's threads", exc_info=True)
+            return 1
 
     def _check_resources(self, calls: list[Call]) -> None:
         """Fail at submission, instead of waiting forever, when no worker has a task's resource."""
@@ -218,7 +257,7 @@ class FlowAttempt:
             self.submit_pending()
             self._check_held(future)
         try:
-            self.client.sync(_wait, [future.dask_future], timeout=timeout)
+            self.client.sync(_wait, dask_futures([future.dask_future]), timeout=timeout)
         except TimeoutError:
             return
 
@@ -284,20 +323,28 @@ class FlowAttempt:
             with self.lock:
                 futures = list(self.tracker.inflight.values())
             if futures:
-                self.client.sync(_wait, futures)
+                self.client.sync(_wait, dask_futures(futures))
             self._settle_errored()
             deadline = time.monotonic() + EVENT_GRACE_SECONDS
             with self.tracker.settled:
-                while self._unsettled() and time.monotonic() < deadline and not self.cancelling:
+                while self._unsettled() and not self.cancelling:
+                    if time.monotonic() >= deadline:
+                        if not self.tracker.backlog():
+                            break
+                        # reports are there, waiting to be folded: they are not lost
+                        deadline = time.monotonic() + EVENT_GRACE_SECONDS
                     self.tracker.settled.wait(0.05)
             self._reconcile()
             with self.lock:
                 if self.cancelling or not self.tracker.inflight:
                     return
 
-    def _unsettled(self) -> list[str]:
-        waiting = [k for k, f in self.tracker.inflight.items() if f.status == "finished"]
-        return waiting + sorted(self.tracker.reopened)
+    def _unsettled(self) -> bool:
+        """Whether a task finished in Dask still waits for its final report (or was reopened);
+        stops at the first one (this runs under the lock, every 50 ms, over every task)."""
+        if self.tracker.reopened:
+            return True
+        return any(f.status == "finished" for f in self.tracker.inflight.values())
 
     def _settle_errored(self) -> None:
         """Futures that erred in Dask (a lost worker, KilledWorker) never report: derive."""
@@ -308,8 +355,7 @@ class FlowAttempt:
         for key, fut in items:
             if fut.status == "error":
                 exc = fut.exception()
-                blamed = getattr(exc, "task", None)
-                blamed_text = key_text(blamed) if isinstance(blamed, tuple) else None
+                blamed_text = _blamed(key, getattr(exc, "task", None))
                 erred.append((key, blamed_text, type(exc).__name__, error_text(exc)))
             elif fut.status == "cancelled":
                 cancelled.append(key)
@@ -334,7 +380,8 @@ class FlowAttempt:
         log.warning(
             "run %s: %d task reports lost; reading their outcome", self.run_id, len(missing)
         )
-        values = self.client.gather([f for _, f in missing], errors="skip")
+        futures = [f for _, f in missing]
+        values = values_of(futures, self.client.gather(dask_futures(futures), errors="skip"))
 
         def stimulus(st: RunState) -> Outcome:
             now = time.time()
@@ -365,7 +412,7 @@ class FlowAttempt:
             futures = list(self.tracker.inflight.values())
         if futures:
             try:
-                self.client.cancel(futures, reason=reason)
+                self.client.cancel(dask_futures(futures), reason=reason)
             except Exception:
                 log.debug("cancel failed", exc_info=True)
 
@@ -406,6 +453,21 @@ def missing_resources(client: Any, required: dict[str, float]) -> list[str]:
         if not any((w.get("resources") or {}).get(name, 0) >= amount for w in workers.values()):
             missing.append(name)
     return missing
+
+
+def _blamed(key: str, blamed: Any) -> str | None:
+    """The task key text an erred Dask future of task `key` blames: a task's key, or for a
+    chunk `(name, a, b)` none when `key` is in it (it failed itself), else its first item."""
+    if not isinstance(blamed, tuple):
+        return None
+    if len(blamed) == 2:
+        return key_text(blamed)
+    if len(blamed) == 3:
+        name, index = parse_key(key)
+        if name == blamed[0] and blamed[1] <= index < blamed[2]:
+            return None
+        return key_text((blamed[0], blamed[1]))
+    return None
 
 
 def _forget_arguments(call: Call) -> None:

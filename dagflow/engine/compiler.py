@@ -5,19 +5,26 @@ task-spec form (`TaskRef`, `List`, `Tuple`, `Set`, `Dict`), plain values pass th
 Per-call options become layer annotations: `priority`, `resources`, and `dagflow_run` so that
 scheduler-side code can tell which run a task belongs to. One `TaskCall` is made per task per
 run; its bytes are pickled once here and shared by every key of that task.
+
+A mapped call may run in chunks (`engine/chunks.py`): the attempt says how each call is cut
+(`compile(calls, chunks)`). The compiler remembers where every chunked item lives, so that a
+later reference to item i becomes an inlined `pick(TaskRef(chunk), offset)` instead of a
+`TaskRef` to a key that does not exist.
 """
 
 from __future__ import annotations
 
+import bisect
 import pickle
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import cloudpickle
 
 # Dict, Set and Tuple are not re-exported by dask.task_spec (yet); they are the same classes.
 from dask._task_spec import Dict, List, Set, TaskRef, Tuple
+from dask._task_spec import Task as SpecTask
 from dask.highlevelgraph import HighLevelGraph
 
 from dagflow.core.graph import (
@@ -34,6 +41,7 @@ from dagflow.core.graph import (
 from dagflow.core.keys import Key
 from dagflow.core.reuse import ResumePlan
 from dagflow.core.walk import transform
+from dagflow.engine.chunks import pick
 from dagflow.engine.layers import CallLayer
 from dagflow.engine.layers import Column as SpecColumn
 from dagflow.engine.logs import DEFAULT_LOG_LIMITS, LogLimits
@@ -45,15 +53,7 @@ from dagflow.errors import DefinitionError
 _SPEC_CONTAINERS: dict[type, Any] = {list: List, tuple: Tuple, set: Set, frozenset: Set}
 
 
-def _spec_leaf(value: Any) -> Any:
-    kind = type(value)
-    if kind is TaskFuture:
-        return TaskRef(value.key)
-    if kind is allow_failure:
-        return to_spec(value.future)
-    if kind is unmapped:
-        return to_spec(value.value)
-    return value
+Ref = Callable[[Key], Any]  # a task key -> the spec node that reads its value
 
 
 def _spec_container(kind: type, items: list[Any]) -> Any:
@@ -62,13 +62,35 @@ def _spec_container(kind: type, items: list[Any]) -> Any:
     return _SPEC_CONTAINERS[kind](*items)
 
 
-def to_spec(value: Any) -> Any:
-    """`value` with every future replaced by a `TaskRef` and containers made Dask-visible."""
-    return transform(value, _spec_leaf, _spec_container)
+def to_spec(value: Any, ref: Ref = TaskRef) -> Any:
+    """`value` with every future replaced by a reference to its value (`ref(key)`, a `TaskRef`
+    unless it lives in a chunk) and containers made Dask-visible."""
+
+    def leaf(value: Any) -> Any:
+        kind = type(value)
+        if kind is TaskFuture:
+            return ref(value.key)
+        if kind is allow_failure:
+            return to_spec(value.future, ref)
+        if kind is unmapped:
+            return to_spec(value.value, ref)
+        return value
+
+    return transform(value, leaf, _spec_container)
 
 
-def _arg_spec(value: Any, has_refs: bool) -> Any:
-    return to_spec(value) if has_refs else value
+@dataclass(slots=True)
+class Placement:
+    """Where the chunked items of one task key name live: chunk n holds starts[n] .. stops[n]-1."""
+
+    starts: list[int] = field(default_factory=list)
+    stops: list[int] = field(default_factory=list)
+
+    def find(self, index: int) -> tuple[int, int] | None:
+        n = bisect.bisect_right(self.starts, index) - 1
+        if n >= 0 and index < self.stops[n]:
+            return self.starts[n], self.stops[n]
+        return None
 
 
 @dataclass(slots=True)
@@ -76,8 +98,9 @@ class Wave:
     """One submission: the graph, the keys it defines, and the calls it came from."""
 
     graph: HighLevelGraph
-    keys: list[Key]
+    keys: list[Any]  # a task key per unbatched item, a chunk key `(name, a, b)` per chunk
     calls: list[Call]
+    chunks: dict[int, list[tuple[int, int]]]  # id(call) -> its chunks, for chunked calls
 
 
 class Compiler:
@@ -104,6 +127,18 @@ class Compiler:
         self.resume = resume
         self._storage_checked = False
         self._calls: dict[tuple[int, str], TaskCall] = {}
+        self._placed: dict[str, Placement] = {}  # key name -> where its chunked items are
+
+    def ref(self, key: Key) -> Any:
+        """The spec node that reads task `key`'s value: its `TaskRef`, or its pick out of the
+        chunk that runs it."""
+        placement = self._placed.get(key[0])
+        if placement is not None:
+            found = placement.find(key[1])
+            if found is not None:
+                a, b = found
+                return SpecTask(None, pick, TaskRef((key[0], a, b)), key[1] - a)
+        return TaskRef(key)
 
     def _storage_for(self, task: Task, persist: bool) -> ResultStorage | None:
         options = task.options
@@ -152,34 +187,48 @@ class Compiler:
             self._calls[cache_key] = call
         return call
 
-    def compile(self, calls: list[Call]) -> Wave:
+    def compile(
+        self, calls: list[Call], chunks: dict[int, list[tuple[int, int]]] | None = None
+    ) -> Wave:
+        """One wave of `calls`; `chunks[id(call)]` cuts a mapped call into chunks (absolute
+        `[a, b)` item ranges covering all its items), the others run one task per item."""
+        chunks = chunks or {}
         layers: dict[str, CallLayer] = {}
-        keys: list[Key] = []
+        keys: list[Any] = []
         for call in calls:
-            layers[f"{call.name}-{call.start}"] = self._layer(call)
-            keys.extend(call.iter_keys())
+            cut = chunks.get(id(call))
+            layers[f"{call.name}-{call.start}"] = self._layer(call, cut)
+            if cut is None:
+                keys.extend(call.iter_keys())
+            else:
+                keys.extend((call.name, a, b) for a, b in cut)
+                placement = self._placed.setdefault(call.name, Placement())
+                for a, b in cut:
+                    placement.starts.append(a)
+                    placement.stops.append(b)
         graph = HighLevelGraph(layers, {name: set() for name in layers})
-        return Wave(graph, keys, calls)
+        return Wave(graph, keys, calls, chunks)
 
-    def _layer(self, call: Call) -> CallLayer:
+    def _layer(self, call: Call, chunks: list[tuple[int, int]] | None = None) -> CallLayer:
         func = self.task_call(call.task, call.name)
+        ref = self.ref if self._placed else TaskRef
         refs = call.refs
-        hard = list(refs.hard)
-        soft = list(refs.soft)
-        item_hard: list[list[Key]] | None = None
-        item_soft: list[list[Key]] | None = None
+        hard = [ref(k) for k in refs.hard]
+        soft = [ref(k) for k in refs.soft]
+        item_hard: list[list[Any]] | None = None
+        item_soft: list[list[Any]] | None = None
         has_futures = check_no_cycle(call)  # containers may have changed since the call
         if call.mapped:
-            args = tuple(_column_spec(a, has_futures) for a in call.args)
-            kwargs = {k: _column_spec(v, has_futures) for k, v in call.kwargs.items()}
-            item_hard, item_soft = _item_refs(call)
+            args = tuple(_column_spec(a, has_futures, ref) for a in call.args)
+            kwargs = {k: _column_spec(v, has_futures, ref) for k, v in call.kwargs.items()}
+            item_hard, item_soft = _item_refs(call, ref)
         else:
             if has_futures and not refs:  # futures put in after the call: they are upstreams
                 collect_refs((call.args, call.kwargs), call.futures[0].run_id, refs)
-                hard, soft = list(refs.hard), list(refs.soft)
+                hard, soft = [ref(k) for k in refs.hard], [ref(k) for k in refs.soft]
             deep = bool(refs) or has_futures
-            args = tuple(_arg_spec(a, deep) for a in call.args)
-            kwargs = {k: _arg_spec(v, deep) for k, v in call.kwargs.items()}
+            args = tuple(to_spec(a, ref) if deep else a for a in call.args)
+            kwargs = {k: to_spec(v, ref) if deep else v for k, v in call.kwargs.items()}
         options = call.task.options
         annotations: dict[str, Any] = {"dagflow_run": self.run_id}
         if options.priority:
@@ -198,6 +247,7 @@ class Compiler:
             item_hard,
             item_soft,
             annotations,
+            chunks,
         )
 
     def find_unpicklable(self, calls: Iterable[Call]) -> str | None:
@@ -229,30 +279,30 @@ def _arguments(call: Call) -> Iterable[tuple[str, Any]]:
             yield f"argument {k!r}", v
 
 
-def _column_spec(value: Any, deep: bool) -> Any:
+def _column_spec(value: Any, deep: bool, ref: Ref) -> Any:
     if type(value) is Column:
         if deep:
-            return SpecColumn([to_spec(v) for v in value.values])
+            return SpecColumn([to_spec(v, ref) for v in value.values])
         if value.refs is None:
-            return SpecColumn(value.values)
+            return SpecColumn(value.values, refs=False)
         refs = value.refs
-        return SpecColumn([to_spec(v) if refs[i] else v for i, v in enumerate(value.values)])
-    return to_spec(value)
+        return SpecColumn([to_spec(v, ref) if refs[i] else v for i, v in enumerate(value.values)])
+    return to_spec(value, ref)
 
 
-def _item_refs(call: Call) -> tuple[list[list[Key]] | None, list[list[Key]] | None]:
+def _item_refs(call: Call, ref: Ref) -> tuple[list[list[Any]] | None, list[list[Any]] | None]:
     columns = [
         c for c in (*call.args, *call.kwargs.values()) if type(c) is Column and c.refs is not None
     ]
     if not columns:
         return None, None
-    item_hard: list[list[Key]] = []
-    item_soft: list[list[Key]] = []
+    item_hard: list[list[Any]] = []
+    item_soft: list[list[Any]] = []
     for i in range(call.count):
         merged = Refs()
         for col in columns:
             assert col.refs is not None
             merged.merge(col.refs[i])
-        item_hard.append(list(merged.hard))
-        item_soft.append(list(merged.soft))
+        item_hard.append([ref(k) for k in merged.hard])
+        item_soft.append([ref(k) for k in merged.soft])
     return item_hard, item_soft

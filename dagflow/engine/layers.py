@@ -5,6 +5,11 @@ shared arguments, like `client.map` does, not as N task objects built and pickle
 The scheduler expands the layer into `Task(key, call, index, deps, soft, *args, **kwargs)` specs
 when it materializes the graph. Everything a layer holds is already in Dask's task-spec form
 (`TaskRef`, `List`, `Dict` or plain values), so expanding it needs nothing but `dask`.
+
+A layer with `chunks` expands into one task per chunk instead (`engine/chunks.py`): key
+`(name, a, b)` runs items `a .. b - 1` through `run_chunk`. Upstream references (`hard`, `soft`
+and the per-item lists) arrive as spec nodes: a `TaskRef`, or an inlined pick of an item out of
+an upstream chunk.
 """
 
 from __future__ import annotations
@@ -13,25 +18,31 @@ from collections.abc import Iterator, Mapping, Set
 from typing import Any
 
 from dask.highlevelgraph import Layer
-from dask.task_spec import List, Task, TaskRef
+from dask.task_spec import List, Task
+
+from dagflow.engine.chunks import run_chunk
 
 Key = tuple[str, int]
+Chunk = tuple[int, int]
 
 
 class Column:
-    """A mapped argument in spec form: item i of the call gets `values[i]`."""
+    """A mapped argument in spec form: item i of the call gets `values[i]`; `refs` says whether
+    any value holds a reference to another task (then a chunk's slice is a Dask `List`)."""
 
-    __slots__ = ("values",)
+    __slots__ = ("refs", "values")
 
-    def __init__(self, values: list[Any]) -> None:
+    def __init__(self, values: list[Any], refs: bool = True) -> None:
         self.values = values
+        self.refs = refs
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (Column, (self.values,))
+        return (Column, (self.values, self.refs))
 
 
 class CallLayer(Layer):
-    """Keys `(name, start) .. (name, start + count - 1)`, each a call of `func`."""
+    """Keys `(name, start) .. (name, start + count - 1)`, each a call of `func`; or, with
+    `chunks` (absolute `[a, b)` item ranges), keys `(name, a, b)`, each running a chunk."""
 
     def __init__(
         self,
@@ -41,11 +52,12 @@ class CallLayer(Layer):
         func: Any,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        hard: list[Key],
-        soft: list[Key],
-        item_hard: list[list[Key]] | None = None,
-        item_soft: list[list[Key]] | None = None,
+        hard: list[Any],
+        soft: list[Any],
+        item_hard: list[list[Any]] | None = None,
+        item_soft: list[list[Any]] | None = None,
         annotations: Mapping[str, Any] | None = None,
+        chunks: list[Chunk] | None = None,
     ) -> None:
         super().__init__(annotations=annotations)
         self.name = name
@@ -58,7 +70,8 @@ class CallLayer(Layer):
         self.soft = soft
         self.item_hard = item_hard
         self.item_soft = item_soft
-        self._cache: dict[Key, Task] | None = None
+        self.chunks = chunks
+        self._cache: dict[Any, Task] | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (
@@ -75,6 +88,7 @@ class CallLayer(Layer):
                 self.item_hard,
                 self.item_soft,
                 self.annotations,
+                self.chunks,
             ),
         )
 
@@ -92,37 +106,76 @@ class CallLayer(Layer):
             key,
             self.func,
             self.start + i,
-            List(*[TaskRef(k) for k in hard]) if hard else [],
-            List(*[TaskRef(k) for k in soft]) if soft else False,
+            List(*hard) if hard else [],
+            List(*soft) if soft else False,
             *args,
             **kwargs,
         )
 
-    def _materialize(self) -> dict[Key, Task]:
+    def _chunk_task(self, a: int, b: int) -> Task:
+        i, j = a - self.start, b - self.start
+        item_hard = item_soft = None
+        if self.item_hard is not None and any(self.item_hard[i:j]):
+            item_hard = List(*[List(*refs) for refs in self.item_hard[i:j]])
+        if self.item_soft is not None and any(self.item_soft[i:j]):
+            item_soft = List(*[List(*refs) for refs in self.item_soft[i:j]])
+        columns = tuple(type(arg) is Column for arg in self.args)
+        kw_columns = tuple(k for k, v in self.kwargs.items() if type(v) is Column)
+        args = [_slice(arg, i, j) if type(arg) is Column else arg for arg in self.args]
+        kwargs = {k: _slice(v, i, j) if type(v) is Column else v for k, v in self.kwargs.items()}
+        key = (self.name, a, b)
+        return Task(
+            key,
+            run_chunk,
+            self.func,
+            a,
+            b,
+            List(*self.hard) if self.hard else [],
+            item_hard,
+            List(*self.soft) if self.soft else False,
+            item_soft,
+            columns,
+            kw_columns,
+            *args,
+            **kwargs,
+        )
+
+    def _materialize(self) -> dict[Any, Task]:
         if self._cache is None:
-            self._cache = {(self.name, self.start + i): self._task(i) for i in range(self.count)}
+            if self.chunks is not None:
+                self._cache = {(self.name, a, b): self._chunk_task(a, b) for a, b in self.chunks}
+            else:
+                self._cache = {
+                    (self.name, self.start + i): self._task(i) for i in range(self.count)
+                }
         return self._cache
 
     def __getitem__(self, key: Any) -> Task:
         return self._materialize()[key]
 
-    def __iter__(self) -> Iterator[Key]:
+    def __iter__(self) -> Iterator[Any]:
         name = self.name
+        if self.chunks is not None:
+            return ((name, a, b) for a, b in self.chunks)
         return ((name, i) for i in range(self.start, self.start + self.count))
 
     def __len__(self) -> int:
-        return self.count
+        return self.count if self.chunks is None else len(self.chunks)
 
     def __contains__(self, key: object) -> bool:
-        return (
-            type(key) is tuple
-            and len(key) == 2
-            and key[0] == self.name
-            and self.start <= key[1] < self.start + self.count
-        )
+        if type(key) is not tuple or not key or key[0] != self.name:
+            return False
+        if self.chunks is not None:
+            return len(key) == 3 and (key[1], key[2]) in set(self.chunks)
+        return len(key) == 2 and self.start <= key[1] < self.start + self.count
 
     def is_materialized(self) -> bool:
         return self._cache is not None
 
-    def get_output_keys(self) -> Set[Key]:
+    def get_output_keys(self) -> Set[Any]:
         return set(self.__iter__())
+
+
+def _slice(column: Column, i: int, j: int) -> Any:
+    values = column.values[i:j]
+    return List(*values) if column.refs else values

@@ -25,6 +25,7 @@ from weakref import WeakKeyDictionary
 from dagflow.core.keys import key_text
 
 log = logging.getLogger(__name__)
+_TAGGED = ("log", "ok")  # records whose task key name comes second (`core/machine.py`)
 
 
 class Listener(Protocol):
@@ -32,7 +33,13 @@ class Listener(Protocol):
 
     def on_reports(self, records: list[Any]) -> None: ...
 
-    def on_worker_lost(self, worker: str, processing: list[str], recomputed: list[str]) -> None: ...
+    def on_worker_lost(
+        self,
+        worker: str,
+        processing: list[str],
+        recomputed: list[str],
+        chunked: list[str] | None = None,
+    ) -> None: ...
 
 
 class Router:
@@ -61,7 +68,7 @@ class Router:
     def _reports(self, event: tuple[float, Any]) -> None:
         per_listener: dict[int, tuple[Listener, list[Any]]] = {}
         for record in event[1]:
-            name = record[1] if record[0] == "log" else record[0]
+            name = record[1] if record[0] in _TAGGED else record[0]
             listener = self._listener(name)
             if listener is None:
                 continue  # a run that ended (a late report), or not this driver's
@@ -79,17 +86,26 @@ class Router:
         worker = str(msg.get("worker", "?"))
         processing: defaultdict[int, list[str]] = defaultdict(list)
         recomputed: defaultdict[int, list[str]] = defaultdict(list)
+        chunked: defaultdict[int, list[str]] = defaultdict(list)
         listeners: dict[int, Listener] = {}
         for field, into in (("processing-tasks", processing), ("lost-computed-tasks", recomputed)):
             for key in msg.get(field) or ():
-                if not isinstance(key, (tuple, list)) or len(key) != 2:
+                if not isinstance(key, (tuple, list)) or len(key) not in (2, 3):
                     continue
                 listener = self._listener(str(key[0]))
-                if listener is not None:
-                    listeners[id(listener)] = listener
+                if listener is None:
+                    continue
+                listeners[id(listener)] = listener
+                if len(key) == 2:
                     into[id(listener)].append(key_text((str(key[0]), int(key[1]))))
+                    continue
+                # a chunk `(name, a, b)`: its items (see engine/chunks.py)
+                items = [key_text((str(key[0]), i)) for i in range(int(key[1]), int(key[2]))]
+                (chunked if into is processing else into)[id(listener)].extend(items)
         for ident, listener in listeners.items():
-            listener.on_worker_lost(worker, processing[ident], recomputed[ident])
+            listener.on_worker_lost(
+                worker, processing[ident], recomputed[ident], chunked[ident] or None
+            )
 
 
 _routers: WeakKeyDictionary[Any, Router] = WeakKeyDictionary()

@@ -27,6 +27,7 @@ from dagflow.core.reuse import ResumePlan, plan_from
 from dagflow.core.runs import FlowRun, FlowRunStarted
 from dagflow.core.states import StateType
 from dagflow.engine.attempt import Cancelled, FlowAttempt
+from dagflow.engine.chunks import Chunk, ItemFuture, is_chunk_key
 from dagflow.engine.routing import router_for
 from dagflow.engine.scheduler_state import trim_on_scheduler
 from dagflow.engine.sinks import EventSink
@@ -122,9 +123,13 @@ class FlowRunner:
         from distributed import Future
 
         dask_key = parse_key(key)
-        if dask_key not in self.client.futures:
-            return None
-        return Future(dask_key, self.client)
+        if dask_key in self.client.futures:
+            return Future(dask_key, self.client)
+        name, index = dask_key
+        for held in list(self.client.futures):  # an item of a chunk: the chunk is computed again
+            if is_chunk_key(held) and held[0] == name and held[1] <= index < held[2]:
+                return ItemFuture(Chunk(Future(held, self.client)), index - held[1])
+        return None
 
     @property
     def state(self) -> RunState:

@@ -20,11 +20,12 @@ from typing import Any
 
 from dagflow.core.graph import Call, Column, Refs
 from dagflow.core.keys import key_text, parse_key
-from dagflow.core.machine import Outcome, ResultInfo, RunState, parse_report
+from dagflow.core.machine import Outcome, ResultInfo, RunState, parse_reports
 from dagflow.core.runs import FlowRun, RunEvent, StateEvent, TaskEdges, TaskRun
 from dagflow.core.states import StateType
 from dagflow.core.task import TaskDefinition
 from dagflow.core.text import bounded, storable
+from dagflow.engine.chunks import Chunk, ItemFuture
 from dagflow.engine.logs import reemit
 from dagflow.engine.sinks import EventSink, dispatch
 
@@ -78,16 +79,29 @@ class RunTracker:
         """Reports from workers (called on the client's event loop): hand over, never work here."""
         self._queue.put(_reports_of(records))
 
-    def on_worker_lost(self, worker: str, processing: list[str], recomputed: list[str]) -> None:
-        """The scheduler lost `worker` (called on the client's event loop): hand over."""
+    def on_worker_lost(
+        self,
+        worker: str,
+        processing: list[str],
+        recomputed: list[str],
+        chunked: list[str] | None = None,
+    ) -> None:
+        """The scheduler lost `worker` (called on the client's event loop): hand over.
+        `chunked` holds the items of chunks it was processing."""
 
         def stimulus(state: RunState) -> Outcome:
             now = time.time()
             out = state.worker_lost(worker, processing, now)
+            if chunked:
+                out.extend(state.worker_lost(worker, chunked, now, running_only=True))
             out.extend(state.recomputed(worker, recomputed, now))
             return out
 
         self._queue.put(stimulus)
+
+    def backlog(self) -> bool:
+        """Whether stimuli wait to be folded (reports arrived but not recorded yet)."""
+        return not self._queue.empty()
 
     def _pump_reports(self) -> None:
         while True:
@@ -128,8 +142,14 @@ class RunTracker:
             self._task_hooks(tr)
         return outcome
 
-    def submitted(self, calls: Sequence[Any], futures: Sequence[Any]) -> None:
-        """A wave went to the cluster: its tasks are PENDING and their futures held."""
+    def submitted(
+        self,
+        calls: Sequence[Any],
+        futures: Sequence[Any],
+        chunks: dict[int, list[tuple[int, int]]] | None = None,
+    ) -> None:
+        """A wave went to the cluster: its tasks are PENDING and their futures held (an item
+        that runs in a chunk holds an `ItemFuture` of its chunk's future)."""
         now = time.time()
         with self.lock:
             events = self.state.submitted(calls, now)
@@ -138,6 +158,19 @@ class RunTracker:
             held = self.held
             for call in calls:
                 self.tasks[call.name] = call.task
+                cut = chunks.get(id(call)) if chunks else None
+                if cut is not None:
+                    item_futures = call.futures
+                    base = call.start
+                    for a, b in cut:
+                        chunk = Chunk(futures[i])
+                        i += 1
+                        for index in range(a, b):
+                            tf = item_futures[index - base]
+                            tf.dask_future = fut = ItemFuture(chunk, index - a)
+                            held.append(tf)
+                            inflight[f"{call.name}[{index}]"] = fut
+                    continue
                 for tf in call.futures:
                     fut = futures[i]
                     i += 1
@@ -231,7 +264,7 @@ def _ref_names(refs: Refs, into: set[str]) -> None:
 
 
 def _reports_of(batch: list[Any]) -> Callable[[RunState], Outcome]:
-    reports = [parse_report(record) for record in batch]
+    reports = parse_reports(batch)
     return lambda state: state.reports(reports)
 
 

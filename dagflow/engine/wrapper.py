@@ -34,7 +34,7 @@ from dagflow.core.text import storable
 from dagflow.core.walk import transform
 from dagflow.engine.caching import CacheContext, bind_inputs, code_token, result_identity
 from dagflow.engine.logs import DEFAULT_LOG_LIMITS, LogLimits, TaskLog
-from dagflow.engine.outbox import Outbox, outbox_for
+from dagflow.engine.outbox import ChunkBox, Outbox, outbox_for
 from dagflow.engine.retrying import run_guarded, run_with_retries
 from dagflow.engine.shipping import dumps, shipped
 from dagflow.errors import TaskFailed, TaskTimeout, UpstreamFailed
@@ -213,7 +213,7 @@ class TaskCall:
 
     def execute(
         self,
-        box: Outbox,
+        box: Outbox | ChunkBox,
         where: str,
         index: int,
         deps: list[Any],

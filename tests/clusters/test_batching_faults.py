@@ -1,0 +1,110 @@
+"""Faults inside chunks of `.map` items (issue #15), on real `dask scheduler` / `dask worker`
+processes: a worker killed while a chunk runs, a poison item that kills every worker it runs on.
+
+Tasks write a journal, so a test sees what ran (and what ran twice) apart from what the run's
+record says.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from dask_procs import DaskProcesses
+
+from dagflow import flow, get_flow_run, task, unmapped
+from dagflow.core.states import StateType
+from dagflow.runtime import run_flow
+
+S = StateType
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+
+def _journal(path: str, entry: str) -> None:
+    with open(path, "a") as fh:
+        fh.write(entry + "\n")
+
+
+@task(batch_size=10)
+def step(i: int, journal: str, marks: str) -> int:
+    import time
+
+    _journal(journal, f"start {i}")
+    died = Path(marks) / "died"
+    if i == 15 and not died.exists():
+        died.touch()
+        time.sleep(0.5)  # running, and known to be: its RUNNING report has left the worker
+        os._exit(1)
+    time.sleep(0.05)
+    _journal(journal, f"done {i}")
+    return i
+
+
+@flow(name="chunk_loses_worker")
+def chunk_loses_worker(n: int, journal: str, marks: str) -> list[int]:
+    return step.map(range(n), journal=unmapped(journal), marks=unmapped(marks))
+
+
+def test_a_worker_killed_mid_chunk(dask_procs: DaskProcesses, tmp_path: Path) -> None:
+    dask_procs.start_scheduler()
+    for name in ("w1", "w2", "w3"):
+        dask_procs.add_worker(name=name)
+    dask_procs.wait_for_workers(3)
+    journal = tmp_path / "journal.txt"
+    journal.touch()
+    params = {"n": 40, "journal": str(journal), "marks": str(tmp_path)}
+    run = run_flow(chunk_loses_worker, params, cluster=dask_procs.address)
+    assert run.state is S.COMPLETED, run.error
+    assert run.result() == list(range(40))
+
+    lost = run.task_runs["step[15]"]
+    states = [t.to_state for t in lost.history]
+    assert states == [S.PENDING, S.RUNNING, S.CRASHED, S.RUNNING, S.COMPLETED], lost.history
+    assert lost.attempts == 2
+    assert "lost" in lost.history[2].message
+
+    ran = Counter(journal.read_text().splitlines())
+    assert ran["start 15"] == 2
+    rerun = [i for i in range(10, 15) if ran[f"done {i}"] == 2]
+    assert rerun, "the chunk ran again from its start on another worker"
+    recorded = get_flow_run(run.id)
+    for i in (*rerun, 16, 19):
+        for record in (run, recorded):
+            tr = record.task_runs[f"step[{i}]"]
+            assert [t.to_state for t in tr.history] == [S.PENDING, S.RUNNING, S.COMPLETED], (
+                i,
+                tr.history,
+            )
+    assert recorded.task_runs["step[15]"].attempts == 2
+
+
+@task(batch_size=8)
+def poisoned(i: int) -> int:
+    if i == 3:
+        os._exit(1)  # every worker that runs it dies
+    return i
+
+
+@flow(name="poison_in_chunk")
+def poison_in_chunk() -> None:
+    poisoned.map(range(16))
+
+
+def test_a_poison_item_ends_failed_with_killed_worker(dask_procs: DaskProcesses) -> None:
+    # Workers under a nanny come back after each death; one allowed failure per task.
+    dask_procs.start_scheduler(env={"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"})
+    for name in ("w1", "w2"):
+        dask_procs.add_worker(name=name, nanny=True)
+    dask_procs.wait_for_workers(2)
+    run = run_flow(poison_in_chunk, {}, cluster=dask_procs.address)
+    assert run.state is S.FAILED
+    poison = run.task_runs["poisoned[3]"]
+    assert poison.state is S.FAILED
+    assert poison.error_type == "KilledWorker"
+    assert "poisoned" in (run.error or "")
+    assert {run.task_runs[f"poisoned[{i}]"].state for i in range(8, 16)} == {S.COMPLETED}
+    # Not yet: the poison's neighbours in its chunk end FAILED with it (KilledWorker) instead
+    # of running again without it; every item has an end, none is left PENDING.
+    assert all(run.task_runs[f"poisoned[{i}]"].state.is_final for i in range(8))
