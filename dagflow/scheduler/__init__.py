@@ -63,12 +63,14 @@ def serve_loaded(
     """Serve deployments whose flows are loaded and checked; returns 0 once stopped."""
     from dagflow import runtime
     from dagflow import settings as dagflow_settings
+    from dagflow.scheduler.definitions import check_cycles
     from dagflow.scheduler.service import Server
 
     names = [dep.full_name for dep, _ in loaded]
     if len(set(names)) != len(names):
         twice = sorted({n for n in names if names.count(n) > 1})
         raise DeploymentError(f"deployment {twice[0]!r} is given twice")
+    check_cycles(dep for dep, _ in loaded)
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise DeploymentError(f"serve: limit must be an integer >= 1, got {limit!r}")
     current = dagflow_settings.load()

@@ -16,7 +16,12 @@
   its tick (`scheduled_time`), its `origin` (schedule, backfill, manual) and its
   `idempotency_key`, unique, so a tick's run is created once whoever asks. `claimed_by` /
   `claimed_at` say which serve process claimed it; `cancel_requested` is when someone asked to
-  cancel it (a live driver polls it).
+  cancel it (a live driver polls it). `deployments.triggers` holds its triggers' specs (JSON).
+- `events`: every event a trigger saw (and every manual run request), keyed by an id derived
+  from its identity, so an event is recorded once and starts its run once; `run_id` names the
+  run it started and `flow_runs.event_id` the event that started a run (its "why").
+  `trigger_positions`: per (deployment, trigger), where it is (a watermark), how many events it
+  recorded and the last one.
 
 `state_history`, `logs` and `task_edges` name their run without a foreign key: they are the hot,
 append-only tables, a key check per row would cost about as much as the insert itself, and the
@@ -87,6 +92,7 @@ flow_runs = Table(
     Column("claimed_by", String(255), nullable=True),  # the serve process that claimed the run
     Column("claimed_at", Float, nullable=True),
     Column("cancel_requested", Float, nullable=True),
+    Column("event_id", String(64), nullable=True),  # the event that started it (its "why")
     Index("ix_flow_runs_flow_created", "flow_name", "created"),
     Index("ix_flow_runs_state_created", "state", "created"),
     Index("ix_flow_runs_state_heartbeat", "state", "heartbeat"),
@@ -179,6 +185,7 @@ deployments = Table(
     Column("catchup", Boolean, nullable=False),
     Column("created", Float, nullable=False),
     Column("updated", Float, nullable=False),
+    Column("triggers", Text, nullable=True),  # JSON list of trigger specs (core/triggers.py)
     UniqueConstraint("flow_name", "name", name="uq_deployments_flow_name"),
 )
 
@@ -197,4 +204,33 @@ deployment_schedules = Table(
     Column("interval_seconds", Float, nullable=True),
     Column("anchor", Float, nullable=True),
     Column("timezone", String(64), nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", String(64), primary_key=True),  # derived from the event's identity: once
+    Column("kind", String(32), nullable=False),  # files | rows | flow_run | webhook | manual
+    Column("source", String(1024), nullable=False),
+    Column("payload", Text, nullable=False),  # JSON object
+    Column("time", Float, nullable=False),
+    Column("deployment_id", String(512), nullable=False),
+    Column("trigger", String(255), nullable=False),
+    Column("run_id", String(64), nullable=True),  # the run it started (None: see `error`)
+    Column("error", Text, nullable=True),  # why it started no run (a template, the parameters)
+    Index("ix_events_time", "time"),
+    Index("ix_events_deployment_trigger_time", "deployment_id", "trigger", "time"),
+    Index("ix_events_run", "run_id"),
+)
+
+trigger_positions = Table(
+    "trigger_positions",
+    metadata,
+    Column("deployment_id", String(512), primary_key=True),
+    Column("trigger", String(255), primary_key=True),
+    Column("position", Text, nullable=True),  # JSON: a rows trigger's watermark, ...
+    Column("events", Integer, nullable=False),  # events recorded (files seen, rows, ...)
+    Column("last_event_id", String(64), nullable=True),
+    Column("last_event_time", Float, nullable=True),
+    Column("updated", Float, nullable=False),
 )
