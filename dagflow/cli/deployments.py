@@ -8,6 +8,7 @@ a `dagflow serve` process serving the deployment picks up; `run --wait` then fol
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any
@@ -18,6 +19,7 @@ from rich.table import Table
 from dagflow import runtime
 from dagflow.cli.logs import print_new
 from dagflow.cli.output import console, echo_json, iso, one_line, state_markup, when
+from dagflow.core.events import Event
 from dagflow.core.schedules import CronSchedule, Schedule, parse_instant
 from dagflow.core.states import StateType
 from dagflow.entrypoints import load_flow
@@ -34,8 +36,11 @@ def deployments() -> None:
     """Deployments: flows served on schedules by `dagflow serve`."""
 
 
-def info_json(info: DeploymentInfo) -> dict[str, Any]:
+def info_json(
+    info: DeploymentInfo, places: dict[tuple[str, str], Any] | None = None
+) -> dict[str, Any]:
     dep = info.deployment
+    places = places or {}
     last = (
         {"id": info.last_run_id, "state": info.last_run_state.value}
         if info.last_run_id and info.last_run_state
@@ -58,6 +63,7 @@ def info_json(info: DeploymentInfo) -> dict[str, Any]:
         "updated": iso(info.updated),
         "next_run": iso(info.next_run),
         "last_run": last,
+        "triggers": [_trigger_json(dep.full_name, t, places) for t in dep.triggers],
     }
 
 
@@ -65,9 +71,11 @@ def info_json(info: DeploymentInfo) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (documented).")
 def ls(as_json: bool) -> None:
     """List registered deployments."""
-    found = runtime.default_store().deployments()
+    store = runtime.default_store()
+    found = store.deployments()
     if as_json:
-        echo_json([info_json(i) for i in found])
+        places = store.trigger_positions([i.deployment.full_name for i in found])
+        echo_json([info_json(i, places) for i in found])
         return
     if not found:
         click.echo("no deployments registered (start one with: dagflow serve FILE.py:FLOW ...)")
@@ -86,7 +94,8 @@ def ls(as_json: bool) -> None:
         )
         table.add_row(
             dep.full_name,
-            "; ".join(_short(s) for s in dep.schedules) or "-",
+            "; ".join([*(_short(s) for s in dep.schedules), *(t.name for t in dep.triggers)])
+            or "-",
             "yes" if dep.paused else "no",
             when(info.next_run)[:16],
             last,
@@ -105,13 +114,38 @@ def _short(schedule: Schedule) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (documented).")
 def show(name: str, as_json: bool) -> None:
     """Show one deployment (FLOW/NAME)."""
-    info = runtime.default_store().deployments([name])[0]
-    data = info_json(info)
+    store = runtime.default_store()
+    info = store.deployments([name])[0]
+    dep = info.deployment
+    data = info_json(info, store.trigger_positions([dep.full_name]))
     if as_json:
         echo_json(data)
         return
     for key, value in data.items():
-        click.echo(f"{key}: {value}")
+        if key != "triggers":
+            click.echo(f"{key}: {value}")
+    click.echo(f"triggers: {'none' if not dep.triggers else ''}".rstrip())
+    for trigger, item in zip(dep.triggers, data["triggers"], strict=True):
+        last = f"last event {item['last_event_time']}" if item["last_event_id"] else "no event yet"
+        where = f", position {item['position']}" if item["position"] is not None else ""
+        click.echo(
+            f"  {trigger.name}: {trigger.describe()}: {item['events']} event(s), {last}{where}"
+        )
+
+
+def _trigger_json(
+    full_name: str, trigger: Any, places: dict[tuple[str, str], Any]
+) -> dict[str, Any]:
+    place = places.get((full_name, trigger.name))
+    return {
+        "name": trigger.name,
+        "kind": trigger.kind,
+        "spec": trigger.spec(),
+        "events": place.events if place else 0,
+        "last_event_id": place.last_event_id if place else None,
+        "last_event_time": iso(place.last_event_time) if place else None,
+        "position": place.position if place else None,
+    }
 
 
 @deployments.command("pause")
@@ -146,18 +180,42 @@ def run(
 ) -> None:
     """Trigger a run of NAME now: a serving `dagflow serve` process starts it."""
     from dagflow.scheduler.definitions import given_parameters
+    from dagflow.scheduler.templates import templated
 
     store = runtime.default_store()
     dep = store.deployment(name)
     flow = load_flow(dep.entrypoint)
-    params = given_parameters(flow, dep.full_name, pairs, params_json, dep.parameters)
-    created = store.create_runs(
-        [NewRun(dep, time.time(), "manual", f"manual:{uuid.uuid4().hex}", params)]
-    )
-    run_id = created[0]
+    base = dict(dep.parameters)
+    later = set(templated(base))
+    given = {p.partition("=")[0].strip() for p in pairs}
+    if params_json:
+        given |= set(json.loads(params_json))
+    missing = sorted(later - given)
+    if missing:
+        raise DeploymentError(
+            f"deployment {dep.full_name!r}: parameters.{missing[0]}: a template of the event "
+            f"({base[missing[0]]}); a manual run gives it: -p {missing[0]}=VALUE"
+        )
+    params = given_parameters(flow, dep.full_name, pairs, params_json, base)
+    event = Event(uuid.uuid4().hex, "manual", "dagflow deployments run",
+                  {"user": _user(), "parameters": params}, time.time())  # fmt: skip
+    fired = store.fire(dep, "manual", [[event]], lambda _: params, origin="manual")
+    run_id = fired[0].run_id
+    if run_id is None:
+        raise DeploymentError(f"deployment {dep.full_name!r}: run not created: {fired[0].error}")
     click.echo(f"run {run_id} of {dep.full_name} created")
     if wait:
         ctx.exit(_follow(run_id))
+
+
+def _user() -> str:
+    import getpass
+    import socket
+
+    try:
+        return f"{getpass.getuser()}@{socket.gethostname()}"
+    except Exception:
+        return "unknown"
 
 
 def _follow(run_id: str) -> int:

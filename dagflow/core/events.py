@@ -53,11 +53,14 @@ def run_key(events: list[Event] | tuple[Event, ...]) -> str:
 
 
 def template_context(events: list[Event] | tuple[Event, ...]) -> dict[str, Any]:
-    """What parameter templates see: `event` (the event, or for a gathered window the first one
-    plus `paths`/`count` over all) and `events` (all of them, as dicts)."""
+    """What parameter templates see: `event` (the event; for a gathered window the first one
+    plus `count` and `paths` or `rows` over all) and `events` (all of them, as dicts)."""
     contexts = [e.context() for e in events]
     event = dict(contexts[0]) if contexts else {}
-    if len(contexts) > 1:
-        event["paths"] = [c.get("path") for c in contexts]
+    if len(contexts) > 1 or (contexts and "row" in contexts[0]):
         event["count"] = len(contexts)
+        if "path" in event:
+            event["paths"] = [c.get("path") for c in contexts]
+        if "row" in event:
+            event["rows"] = [c.get("row") for c in contexts]
     return {"event": event, "events": contexts}

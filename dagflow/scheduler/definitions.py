@@ -209,17 +209,25 @@ def checked_parameters(dep: Deployment, flow: Flow) -> Deployment:
     given = dict(dep.parameters)
     later = set(templated(given))  # filled from each event, validated when its run starts
     try:
-        valid = flow.validate_parameters({k: v for k, v in given.items() if k not in later})
+        valid = validate_except(flow, given, later)
+    except ParameterError as exc:
+        raise DeploymentError(f"deployment {dep.full_name!r}: parameters: {_fields(exc)}") from None
+    kept = {key: value if key in later else valid.get(key, value) for key, value in given.items()}
+    return dataclasses.replace(dep, parameters=_jsonable(dep.full_name, kept))
+
+
+def validate_except(flow: Flow, params: Mapping[str, Any], later: set[str]) -> dict[str, Any]:
+    """`params` validated against `flow`, except those in `later` (templates, filled per event:
+    neither their value nor their absence is an error now)."""
+    if not later:
+        return flow.validate_parameters(params)
+    try:
+        return flow.validate_parameters({k: v for k, v in params.items() if k not in later})
     except ParameterError as exc:
         left = [e for e in exc.errors if not (e.get("loc") and e["loc"][0] in later)]
         if left:
-            short = ParameterError(exc.flow_name, left)
-            raise DeploymentError(
-                f"deployment {dep.full_name!r}: parameters: {_fields(short)}"
-            ) from None
-        valid = {}
-    kept = {key: value if key in later else valid.get(key, value) for key, value in given.items()}
-    return dataclasses.replace(dep, parameters=_jsonable(dep.full_name, kept))
+            raise ParameterError(exc.flow_name, left) from None
+        return {}
 
 
 def given_parameters(
@@ -228,14 +236,17 @@ def given_parameters(
     pairs: Sequence[str] = (),
     params_json: str | None = None,
     base: Mapping[str, Any] | None = None,
+    later: Iterable[str] = (),
 ) -> dict[str, Any]:
     """`--param NAME=VALUE` / `--params-json` text over `base` (a deployment's parameters),
-    validated against `flow`; returns `base` updated with the JSON-ready values given."""
+    validated against `flow` (except the names in `later`: templates); returns `base` updated
+    with the JSON-ready values given."""
     merged = dict(base or {})
+    skip = set(later)
     try:
         valid = parse_parameters(
             flow.parameters,
-            lambda given: flow.validate_parameters({**merged, **given}),
+            lambda given: validate_except(flow, {**merged, **given}, skip),
             pairs,
             params_json,
         )

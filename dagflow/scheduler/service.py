@@ -15,6 +15,9 @@ One loop, about every `poll` seconds (sooner when a tick is due):
    (the flow's file no longer imports, parameters no longer valid) is logged as that one line;
    the deployment stays served, and the others keep running on time.
 
+Triggers are watched beside the loop, one thread per trigger (`watchers.py`: files, rows, flow
+runs); a watcher that creates runs wakes the loop, which claims them at once.
+
 SIGINT/SIGTERM: the first stops claiming (claimed runs not yet started are given back) and lets
 running runs finish; the second cancels them (SIGTERM to each child: its run ends CANCELLED); the
 loop then returns 0. A database error in one loop is logged and the next loop tries again: the
@@ -42,6 +45,7 @@ from dagflow.scheduler.planning import Planner, PlanOptions
 from dagflow.scheduler.processes import ForkServer
 
 if TYPE_CHECKING:
+    from dagflow.scheduler.watchers import Watcher
     from dagflow.store import Claimed, Store
 
 log = logging.getLogger("dagflow.scheduler")
@@ -115,6 +119,7 @@ class Server:
         self._wake = threading.Event()
         self._last_refresh = -math.inf
         self._errors = 0
+        self.watchers: list[Watcher] = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -123,6 +128,7 @@ class Server:
         restore = self._install_signals()
         try:
             self._register()
+            self._watch()
             log.info(
                 "serving %d deployment(s) as %s (limit %d runs at once)",
                 len(self.served),
@@ -133,11 +139,14 @@ class Server:
                 now = time.time()
                 if not self.stopping:
                     self._step(now)
+                elif self.watchers:
+                    self._stop_watchers()  # stopping: no new events either
                 self._reap()
                 if self.stopping and not self.children:
                     break
                 self._sleep(now)
         finally:
+            self._stop_watchers()
             self._release()
             restore()
         log.info("stopped")
@@ -159,6 +168,32 @@ class Server:
         for dep in deployments:
             start = None if dep.full_name in changed else last.get(dep.full_name)
             self.planner.start(dep, start, now)
+
+    def _watch(self) -> None:
+        """Start a watcher per trigger of the served deployments."""
+        from dagflow.scheduler.watchers import for_trigger
+
+        for name, served in self.served.items():
+            for trigger in served.deployment.triggers:
+
+                def current(name: str = name) -> Deployment | None:
+                    found = self.served.get(name)
+                    return found.deployment if found is not None else None
+
+                watcher = for_trigger(self.store, served.deployment, trigger, current, self.wake)
+                if watcher is not None:
+                    self.watchers.append(watcher)
+                    watcher.start()
+                    log.info("deployment %s: watching %s", name, trigger.describe())
+
+    def _stop_watchers(self) -> None:
+        for watcher in self.watchers:
+            watcher.stop()
+        self.watchers = []
+
+    def wake(self) -> None:
+        """Run the loop now (a trigger created runs)."""
+        self._wake.set()
 
     # ------------------------------------------------------------------ one loop
 
