@@ -132,3 +132,12 @@ def test_check_cycles_passes_a_chain(flows: Path) -> None:
         "b", triggers=[triggers.flow_run("ingest")], parameters={"upstream": "{{ event.run_id }}"}
     )
     check_cycles([a, b])
+
+
+def test_the_trigger_examples_define_valid_deployments() -> None:
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    loaded = load_yaml(examples / "triggers.yaml")
+    kinds = [dep.triggers[0].kind for dep, _ in loaded]
+    assert kinds == ["files", "rows", "flow_run", "webhook"]
+    for name in ("file_trigger", "rows_trigger", "flow_run_trigger", "webhook_trigger"):
+        assert (examples / f"{name}.py").exists()
