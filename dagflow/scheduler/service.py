@@ -40,6 +40,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from dagflow.core.deployments import Deployment
+from dagflow.core.triggers import FlowRunTrigger
 from dagflow.scheduler import child as child_module
 from dagflow.scheduler.planning import Planner, PlanOptions
 from dagflow.scheduler.processes import ForkServer
@@ -180,11 +181,36 @@ class Server:
                     found = self.served.get(name)
                     return found.deployment if found is not None else None
 
+                if isinstance(trigger, FlowRunTrigger):
+                    self._check_upstream(name, trigger)
                 watcher = for_trigger(self.store, served.deployment, trigger, current, self.wake)
                 if watcher is not None:
                     self.watchers.append(watcher)
                     watcher.start()
                     log.info("deployment %s: watching %s", name, trigger.describe())
+
+    def _check_upstream(self, name: str, trigger: FlowRunTrigger) -> None:
+        """One line if a flow-run trigger names a flow or deployment nobody knows (yet)."""
+        served = any(
+            trigger.matches(s.deployment.flow_name, s.deployment.full_name)
+            for s in self.served.values()
+        )
+        try:
+            known = (
+                served
+                or any(trigger.matches(f.name, None) for f in self.store.list_flows())
+                or bool(self.store.deployment_rows([trigger.upstream]))
+            )
+        except Exception:
+            return
+        if not known:
+            log.warning(
+                "deployment %s: trigger %s: no flow or deployment %r is known yet "
+                "(it fires when a run of it ends)",
+                name,
+                trigger.name,
+                trigger.upstream,
+            )
 
     def _stop_watchers(self) -> None:
         for watcher in self.watchers:
