@@ -5,6 +5,9 @@ definitions.py  Deployment values from Python, the command line or a YAML file, 
 planning.py     which ticks to create now (pure: the instant is passed in)
 service.py      Server: the serve loop (ticks, claims, limits, child processes, signals)
 child.py        the child process that runs one claimed run under its id
+templates.py    parameters filled from an event (`{{ event.path }}`, Jinja2 sandbox)
+watchers.py     Watcher: one trigger watched in a thread; files.py, rows.py, flowruns.py
+webhooks.py     a signed webhook call recorded as events (the server's route calls it)
 ```
 
 `serve(*deployments)` is `dagflow serve` for Python: it loads and checks every deployment's flow

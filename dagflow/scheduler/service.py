@@ -40,7 +40,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from dagflow.core.deployments import Deployment
-from dagflow.core.triggers import FlowRunTrigger
+from dagflow.core.triggers import FilesTrigger, FlowRunTrigger, RowsTrigger, Trigger
 from dagflow.scheduler import child as child_module
 from dagflow.scheduler.planning import Planner, PlanOptions
 from dagflow.scheduler.processes import ForkServer
@@ -172,8 +172,6 @@ class Server:
 
     def _watch(self) -> None:
         """Start a watcher per trigger of the served deployments."""
-        from dagflow.scheduler.watchers import for_trigger
-
         for name, served in self.served.items():
             for trigger in served.deployment.triggers:
 
@@ -183,7 +181,7 @@ class Server:
 
                 if isinstance(trigger, FlowRunTrigger):
                     self._check_upstream(name, trigger)
-                watcher = for_trigger(self.store, served.deployment, trigger, current, self.wake)
+                watcher = watcher_for(self.store, served.deployment, trigger, current, self.wake)
                 if watcher is not None:
                     self.watchers.append(watcher)
                     watcher.start()
@@ -379,6 +377,29 @@ class Server:
                 except (OSError, ProcessLookupError):
                     pass
         self._wake.set()
+
+
+def watcher_for(
+    store: Store,
+    deployment: Deployment,
+    trigger: Trigger,
+    current: Callable[[], Deployment | None],
+    wake: Callable[[], None],
+) -> Watcher | None:
+    """The watcher of `trigger` (None for a webhook: the server receives those)."""
+    if isinstance(trigger, FilesTrigger):
+        from dagflow.scheduler.files import FileWatcher
+
+        return FileWatcher(store, deployment.full_name, trigger, current, wake)
+    if isinstance(trigger, RowsTrigger):
+        from dagflow.scheduler.rows import RowsWatcher
+
+        return RowsWatcher(store, deployment.full_name, trigger, current, wake)
+    if isinstance(trigger, FlowRunTrigger):
+        from dagflow.scheduler.flowruns import FlowRunWatcher
+
+        return FlowRunWatcher(store, deployment.full_name, trigger, current, wake)
+    return None
 
 
 def _hms(instant: float) -> str:

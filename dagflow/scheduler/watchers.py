@@ -1,7 +1,7 @@
 """`Watcher`: one trigger of one served deployment, watched in a thread of its own.
 
-`dagflow serve` starts one watcher per trigger (`for_trigger`): files (`files.py`), rows
-(`rows.py`) and flow runs (`flowruns.py`); webhooks arrive through the server, not here. A
+`dagflow serve` starts one watcher per trigger (`service.watcher_for`): files (`files.py`),
+rows (`rows.py`) and flow runs (`flowruns.py`); webhooks arrive through the server, not here. A
 watcher's `step()` looks once (a scan, a query) and fires what it found through the store
 (`Store.fire`: each event recorded once, each starting its run once), then says how long to wait
 before looking again; `poke()` (a file event, `stop()`) cuts the wait short. After firing it
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from dagflow.core.deployments import Deployment
 from dagflow.core.events import Event, template_context
-from dagflow.core.triggers import FilesTrigger, FlowRunTrigger, RowsTrigger, Trigger
+from dagflow.core.triggers import Trigger
 from dagflow.scheduler import templates
 
 if TYPE_CHECKING:
@@ -130,29 +130,6 @@ class Watcher:
             log.info("%s: %d new event(s), %d run(s) created", self.label,
                      sum(len(f.events) for f in fired), started)  # fmt: skip
         return fired
-
-
-def for_trigger(
-    store: Store,
-    deployment: Deployment,
-    trigger: Trigger,
-    current: Callable[[], Deployment | None],
-    wake: Callable[[], None],
-) -> Watcher | None:
-    """The watcher of `trigger` (None for a webhook: the server receives those)."""
-    if isinstance(trigger, FilesTrigger):
-        from dagflow.scheduler.files import FileWatcher
-
-        return FileWatcher(store, deployment.full_name, trigger, current, wake)
-    if isinstance(trigger, RowsTrigger):
-        from dagflow.scheduler.rows import RowsWatcher
-
-        return RowsWatcher(store, deployment.full_name, trigger, current, wake)
-    if isinstance(trigger, FlowRunTrigger):
-        from dagflow.scheduler.flowruns import FlowRunWatcher
-
-        return FlowRunWatcher(store, deployment.full_name, trigger, current, wake)
-    return None
 
 
 def _one_line(exc: BaseException) -> str:
