@@ -113,9 +113,12 @@ def test_a_restart_in_the_middle_of_a_burst_starts_exactly_one_run_per_file(
     processes.append(first)
     first.wait_for_log("watching files")
     names = [f"f{i:04d}.csv" for i in range(400)]
+    stopped = threading.Event()
 
     def burst() -> None:
-        for name in names:
+        for i, name in enumerate(names):
+            if i == len(names) // 2:
+                stopped.wait(180)  # the rest arrives while no server runs
             (workdir / "inbox" / name).write_text(f"{name}\n")
             time.sleep(0.01)
 
@@ -125,6 +128,7 @@ def test_a_restart_in_the_middle_of_a_burst_starts_exactly_one_run_per_file(
     first.interrupt()  # mid-burst: the writer keeps writing while no server runs
     first.interrupt()
     assert first.wait(120) == 0
+    stopped.set()
     writer.join()
     seen_by_first = len(runs_by_path(sqlite_url))
     assert 0 < seen_by_first < len(names), seen_by_first
