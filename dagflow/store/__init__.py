@@ -360,8 +360,13 @@ class Store:
         if limit < 1:
             raise StoreError(f"limit must be at least 1, got {limit}")
         if deployment is not None:
-            with self.reader.connect() as conn:
-                deployment = deployment_rows.resolve(conn, deployment)
+            try:
+                with self.reader.connect() as conn:
+                    deployment = deployment_rows.resolve(conn, deployment)
+            except StoreError:
+                if "/" not in deployment:
+                    raise  # a removed deployment's events are still named by FLOW/NAME
+
         return event_rows.list_events(self.engine, deployment, run_id, limit)
 
     def event(self, event_id: str) -> EventRecord | None:
