@@ -71,12 +71,14 @@ def rows(
     batch: bool = False,
     start: int | float | str = 0,
     name: str | None = None,
+    notify: str | None = None,
 ) -> RowsTrigger:
     """New rows: `rows("sqlite:///shop.db", "SELECT id, total FROM orders WHERE id > :watermark
     ORDER BY id")`, polled every `interval` seconds. `watermark` is the column whose last value
     is kept (default: the first column), starting from `start`. One run per row
-    (`{{ event.row.total }}`), or with `batch=True` one per poll (`{{ event.rows }}`)."""
-    return RowsTrigger(url, query, watermark, interval, batch, start, name or "")
+    (`{{ event.row.total }}`), or with `batch=True` one per poll (`{{ event.rows }}`).
+    `notify="orders"` (PostgreSQL): a `NOTIFY orders` polls at once (LISTEN, the push path)."""
+    return RowsTrigger(url, query, watermark, interval, batch, start, name or "", notify)
 
 
 def flow_run(

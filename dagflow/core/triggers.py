@@ -7,7 +7,8 @@ Four kinds, built by `dagflow.triggers` (`files`, `rows`, `flow_run`, `webhook`)
   a file fires once its size has been stable for `settle` seconds; `window` gathers the files
   arriving within that many seconds into one run.
 - `RowsTrigger`: rows a SQL `query` returns for `:watermark` (the last value of its
-  `watermark` column seen), polled every `interval` seconds; one run per row, or per batch.
+  `watermark` column seen), polled every `interval` seconds (and at once on a PostgreSQL
+  `NOTIFY` on channel `notify`); one run per row, or per batch.
 - `FlowRunTrigger`: a run of `upstream` (a flow name, or a deployment `flow/name`) ending in
   one of `states`.
 - `WebhookTrigger`: `POST /api/v1/webhooks/{name}` with an HMAC-SHA256 signature made with the
@@ -150,9 +151,15 @@ class RowsTrigger:
     batch: bool = False
     start: Any = 0
     name: str = ""
+    notify: str | None = None  # a PostgreSQL LISTEN channel: a NOTIFY on it polls at once
 
     def __post_init__(self) -> None:
         who = f"trigger {self.name or 'rows'!r}"
+        if self.notify is not None:
+            if not isinstance(self.notify, str) or not _ENV.match(self.notify):
+                raise DeploymentError(f"{who}: notify: expected a channel name: {self.notify!r}")
+            if not str(self.url).startswith("postgresql"):
+                raise DeploymentError(f"{who}: notify: LISTEN/NOTIFY needs a PostgreSQL url")
         if not isinstance(self.url, str) or "://" not in self.url:
             raise DeploymentError(
                 f"{who}: url: expected a SQLAlchemy URL such as sqlite:///orders.db"
@@ -176,11 +183,12 @@ class RowsTrigger:
     def spec(self) -> dict[str, Any]:
         return {"rows": self.url, "query": self.query, "watermark": self.watermark,
                 "interval": self.interval, "batch": self.batch, "start": self.start,
-                "name": self.name}  # fmt: skip
+                "name": self.name, "notify": self.notify}  # fmt: skip
 
     def describe(self) -> str:
         per = "per batch" if self.batch else "per row"
-        return f"rows of {_table(self)} every {self.interval:g}s ({per})"
+        push = f", at once on NOTIFY {self.notify}" if self.notify else ""
+        return f"rows of {_table(self)} every {self.interval:g}s{push} ({per})"
 
 
 def _table(trigger: RowsTrigger) -> str:
@@ -264,7 +272,11 @@ def default_secret_env(name: str) -> str:
 
 _FIELDS: dict[str, tuple[type, str, set[str]]] = {
     "files": (FilesTrigger, "path", {"pattern", "settle", "poll", "window", "name"}),
-    "rows": (RowsTrigger, "url", {"query", "watermark", "interval", "batch", "start", "name"}),
+    "rows": (
+        RowsTrigger,
+        "url",
+        {"query", "watermark", "interval", "batch", "start", "name", "notify"},
+    ),
     "flow_run": (FlowRunTrigger, "upstream", {"states", "name"}),
     "webhook": (WebhookTrigger, "name", {"secret_env"}),
 }

@@ -8,6 +8,10 @@ one event per row, whose identity is the row's watermark value, and one run per 
 created (`Store.fire(position=...)`), so after a restart the trigger resumes exactly after the
 last row that started a run. A full page is followed by the next one at once.
 
+With `notify` (PostgreSQL), a thread of its own LISTENs on that channel and a NOTIFY makes the
+next poll happen at once (polling goes on: a notification lost while reconnecting delays a row
+by one interval at most).
+
 The connection is made once and kept; a dropped connection or an unreachable database is one
 line, retried with backoff (`Watcher`), keeping the position; a bad query is one line too.
 Row values are passed to templates as JSON-ready values (`{{ event.row.total }}`); a row's
@@ -16,6 +20,9 @@ columns come from the query.
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +38,7 @@ if TYPE_CHECKING:
     from dagflow.store import Store
 
 PAGE = 1000
+log = logging.getLogger("dagflow.scheduler")
 
 
 class RowsWatcher(Watcher):
@@ -51,9 +59,39 @@ class RowsWatcher(Watcher):
         self.loaded = False
         self._engine: Engine | None = None
 
+    def start(self) -> None:
+        if self.trigger.notify:
+            threading.Thread(
+                target=self._listen, name=f"listen {self.trigger.name}", daemon=True
+            ).start()
+        super().start()
+
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
+
+    def _listen(self) -> None:
+        """LISTEN on the trigger's channel; each notification pokes the watcher."""
+        import psycopg
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.trigger.url).set(drivername="postgresql")
+        conninfo = url.render_as_string(hide_password=False)
+        failures = 0
+        while not self.stopped:
+            try:
+                with psycopg.connect(conninfo, autocommit=True) as conn:
+                    conn.execute(f'LISTEN "{self.trigger.notify}"')
+                    failures = 0
+                    while not self.stopped:
+                        for _ in conn.notifies(timeout=0.5):
+                            self.poke()
+            except Exception as exc:
+                failures += 1
+                if failures in (1, 2) or failures % 20 == 0:
+                    log.warning("%s: LISTEN %s failed (%s); polling meanwhile", self.label,
+                                self.trigger.notify, " ".join(str(exc).split())[:200])  # fmt: skip
+                time.sleep(min(60.0, 2.0 ** (failures - 1)))
 
     def step(self) -> float:
         if not self.loaded:
@@ -96,10 +134,4 @@ class RowsWatcher(Watcher):
 
     def _event(self, row: dict[str, Any], mark: Any) -> Event:
         eid = event_id(self.deployment, self.trigger.name, f"{type(mark).__name__}:{mark}")
-        return Event(eid, "rows", self.trigger.name, {"row": row, "watermark": mark}, _now())
-
-
-def _now() -> float:
-    import time
-
-    return time.time()
+        return Event(eid, "rows", self.trigger.name, {"row": row, "watermark": mark}, time.time())

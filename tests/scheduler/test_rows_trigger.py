@@ -5,6 +5,7 @@ query is one line, and the trigger keeps its place."""
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -115,11 +116,38 @@ def test_an_unreachable_database_or_bad_query_is_one_line_and_keeps_the_place(
     w = watcher(store, gone)
     with caplog.at_level(logging.WARNING, logger="dagflow.scheduler"):
         w.start()
-        import time
-
         time.sleep(0.5)
         w.stop()
     lines = [r.getMessage() for r in caplog.records if "rows:orders" in r.getMessage()]
     assert lines and "query failed" in lines[0] and "retrying" in lines[0]
     pos = store.trigger_positions([dep.full_name])[(dep.full_name, "rows:orders")]
     assert pos.position == 2  # kept
+
+
+@pytest.mark.postgres
+def test_a_notify_polls_at_once(pg_url: str) -> None:
+    from dagflow.store import open_store
+
+    store = open_store(pg_url)
+    try:
+        engine = create_engine(pg_url)
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE orders (id INTEGER PRIMARY KEY, total FLOAT)"))
+        dep = deployment(triggers.rows(pg_url, QUERY, interval=60.0, notify="new_orders"))
+        store.save_deployments([dep])
+        w = watcher(store, dep)
+        w.start()
+        try:
+            time.sleep(1.0)  # its first poll, then a 60 s wait; its LISTEN is connected
+            with engine.begin() as conn:
+                conn.execute(text("INSERT INTO orders (id, total) VALUES (1, 2.0)"))
+                conn.execute(text("NOTIFY new_orders"))
+            end = time.monotonic() + 10
+            while not bill_runs(store) and time.monotonic() < end:
+                time.sleep(0.05)
+            assert [p["order"] for p in bill_runs(store)] == [1]  # long before 60 s
+        finally:
+            w.stop()
+            engine.dispose()
+    finally:
+        store.close()
