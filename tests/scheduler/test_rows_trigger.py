@@ -118,8 +118,9 @@ def test_an_unreachable_database_or_bad_query_is_one_line_and_keeps_the_place(
         w.start()
         time.sleep(0.5)
         w.stop()
-    lines = [r.getMessage() for r in caplog.records if "rows:orders" in r.getMessage()]
-    assert lines and "query failed" in lines[0] and "retrying" in lines[0]
+    lines = [r.getMessage() for r in caplog.records if "query failed" in r.getMessage()]
+    assert lines and "trigger rows:orders" in lines[0] and "retrying" in lines[0]
+    assert all("\n" not in line for line in lines)
     pos = store.trigger_positions([dep.full_name])[(dep.full_name, "rows:orders")]
     assert pos.position == 2  # kept
 
