@@ -5,6 +5,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dagflow import triggers
 from dagflow.core.events import Event, event_id, run_key, template_context
@@ -92,3 +94,37 @@ def test_event_ids_depend_on_identity_only_and_run_keys_on_ids() -> None:
     ctx = template_context([e1, e2])
     assert ctx["event"]["paths"] == ["/in/a.csv", "/in/b.csv"]
     assert ctx["event"]["count"] == 2 and len(ctx["events"]) == 2
+
+
+# ----------------------------------------------------------------------------- properties
+
+_part = st.text(alphabet="abcXYZ019_-.", min_size=1, max_size=8).filter(
+    lambda p: p not in (".", "..")
+)
+_glob_part = st.sampled_from(["*.csv", "*", "data-?.json", "[ab]*.txt", "**"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    base=st.lists(_part, min_size=1, max_size=4),
+    pattern=st.lists(_glob_part, min_size=1, max_size=3),
+    url=st.booleans(),
+)
+def test_split_glob_gives_back_the_directory_and_pattern_it_was_made_of(
+    base: list[str], pattern: list[str], url: bool
+) -> None:
+    directory = ("s3://" if url else "/") + "/".join(base)
+    glob = "/".join(pattern)
+    assert split_glob(f"{directory}/{glob}") == (directory, glob)
+    made = triggers.files(f"{directory}/{glob}")
+    assert (made.path, made.pattern) == (directory, glob)
+    assert trigger_from_spec(made.spec()) == made
+
+
+@settings(max_examples=200, deadline=None)
+@given(ids=st.lists(st.text(min_size=1, max_size=20), min_size=1, max_size=6, unique=True))
+def test_a_run_key_depends_on_the_set_of_events_only(ids: list[str]) -> None:
+    events = [Event(event_id("f/d", "t", i), "files", "s", {"path": i}, 1.0) for i in ids]
+    assert run_key(events) == run_key(list(reversed(events)))
+    if len(events) > 1:
+        assert run_key(events) != run_key(events[:-1])
