@@ -49,6 +49,10 @@ class WebhookError(DagflowError):
     status = 400
 
 
+class WebhookTooLarge(WebhookError):
+    status = 413
+
+
 class WebhookUnknown(WebhookError):
     status = 404
 
@@ -92,7 +96,7 @@ def receive(
     """Check and record one webhook call (see the module docstring)."""
     env = os.environ if environ is None else environ
     if len(body) > MAX_BODY:
-        raise WebhookError(f"webhook {name!r}: body larger than {MAX_BODY} bytes")
+        raise WebhookTooLarge(f"webhook {name!r}: body larger than {MAX_BODY} bytes")
     targets = [
         (info.deployment, t)
         for info in store.deployments()
@@ -109,7 +113,8 @@ def receive(
             raise WebhookUnconfigured(
                 f"webhook {name!r}: its secret is not set (${trigger.secret_env} of the server)"
             )
-        if not signature or not hmac.compare_digest(sign(secret, body), signature.strip()):
+        given = (signature or "").strip().encode("utf-8", "replace")
+        if not given or not hmac.compare_digest(sign(secret, body).encode(), given):
             raise WebhookRefused(f"webhook {name!r}: missing or wrong {HEADER} signature")
         if dep.paused:
             raise WebhookPaused(f"webhook {name!r}: deployment {dep.full_name} is paused")

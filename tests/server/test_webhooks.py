@@ -4,6 +4,7 @@ unsigned, wrongly signed or unconfigured ones are refused, without the admin tok
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -30,7 +31,7 @@ def hooked(live: Live, monkeypatch: pytest.MonkeyPatch) -> Live:
     return live
 
 
-def post(live: Live, name: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+def post(live: Live, name: str, body: bytes, headers: dict[str, Any]) -> httpx.Response:
     # no Authorization header: a webhook needs only its signature
     return httpx.post(f"{live.url}/api/v1/webhooks/{name}", content=body, headers=headers)
 
@@ -63,6 +64,11 @@ def test_unsigned_wrong_unknown_and_unconfigured_calls_are_refused(
     wrong = post(hooked, "orders", body, {"X-Dagflow-Signature": sign("guess", body)})
     assert wrong.status_code == 401 and "signature" in wrong.json()["detail"]
     assert post(hooked, "nosuch", body, {}).status_code == 404
+    odd = post(hooked, "orders", body, {"X-Dagflow-Signature": b"sha256=\xe9t\xe9"})
+    assert odd.status_code == 401  # not ASCII: refused, not a server error
+    big = b"x" * 1_000_001
+    too_big = post(hooked, "orders", big, {"X-Dagflow-Signature": sign(SECRET, big)})
+    assert too_big.status_code == 413
     monkeypatch.delenv("DAGFLOW_WEBHOOK_SECRET_ORDERS")
     unset = post(hooked, "orders", body, {"X-Dagflow-Signature": sign(SECRET, body)})
     assert unset.status_code == 503 and "DAGFLOW_WEBHOOK_SECRET_ORDERS" in unset.json()["detail"]

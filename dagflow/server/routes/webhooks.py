@@ -24,6 +24,10 @@ router = APIRouter(tags=["webhooks"])
 async def deliver(name: str, request: Request, store: Store = Depends(get_store)) -> Any:
     """Record a webhook call as an event of each deployment with the webhook `name`, starting
     its run (signed: `X-Dagflow-Signature: sha256=HMAC-SHA256(secret, body)`)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > webhooks.MAX_BODY:
+        detail = f"webhook {name!r}: body larger than {webhooks.MAX_BODY} bytes"
+        return JSONResponse({"detail": detail}, status_code=413)
     body = await request.body()
     try:
         delivered = await run_in_threadpool(
