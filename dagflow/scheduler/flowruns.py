@@ -9,7 +9,9 @@ fire. The position is read back a few seconds early (runs recorded late with an 
 time are still seen); what was fired already is skipped by its event id.
 
 The event's payload: `run_id`, `flow`, `deployment`, `state`, `parameters` and, when the
-upstream run persisted its result, `result_location`.
+upstream run persisted its result, `result_location` and `result` (the value, when it is
+JSON-ready and under `MAX_RESULT` bytes as JSON; a bigger one is read by the downstream flow
+from its location).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
 
 OVERLAP = 5.0  # seconds read again before the position
 PAGE = 500
+MAX_RESULT = 64 * 1024  # bytes of JSON: larger results stay at their location
+_MISSING = object()
 
 
 class FlowRunWatcher(Watcher):
@@ -67,7 +71,7 @@ class FlowRunWatcher(Watcher):
         ended = self.store.ended_runs(self.position - OVERLAP, self.trigger.states, PAGE)
         events: list[Event] = []
         newest = self.position
-        for run_id, flow, deployment, state, end, params, result in ended:
+        for run_id, flow, deployment, state, end, params, result, serializer in ended:
             newest = max(newest, end)
             if run_id in self.handled or not self.trigger.matches(flow, deployment):
                 continue
@@ -81,6 +85,9 @@ class FlowRunWatcher(Watcher):
             }
             if result:
                 payload["result_location"] = result
+                value = _small_result(result, serializer or "cloudpickle")
+                if value is not _MISSING:
+                    payload["result"] = value
             eid = event_id(self.deployment, self.trigger.name, run_id)
             events.append(Event(eid, "flow_run", deployment or flow, payload, end))
         if events or newest > self.position:
@@ -98,3 +105,20 @@ class FlowRunWatcher(Watcher):
 
 def _nothing(events: list[Event]) -> dict[str, object]:
     return {}
+
+
+def _small_result(location: str, serializer: str) -> object:
+    """The persisted result at `location` if small and JSON-ready, else `_MISSING`."""
+    from pydantic_core import to_json, to_jsonable_python
+
+    from dagflow import settings
+    from dagflow.engine.results import ResultStorage
+
+    try:
+        value = ResultStorage(settings.load().results_url).read_location(location, serializer)
+        ready = to_jsonable_python(value)
+        if len(to_json(ready)) > MAX_RESULT:
+            return _MISSING
+        return ready
+    except Exception:  # unreadable, or not JSON-ready: the location is in the payload
+        return _MISSING

@@ -374,7 +374,7 @@ class Store:
 
     def ended_runs(
         self, after: float, states: Sequence[str], limit: int = 500
-    ) -> list[tuple[str, str, str | None, str, float, str, str | None]]:
+    ) -> list[tuple[str, str, str | None, str, float, str, str | None, str | None]]:
         return event_rows.ended_runs(self.engine, after, states, limit)
 
     # ------------------------------------------------------------------ the database

@@ -255,9 +255,9 @@ def count_for_run(engine: Engine, run_id: str) -> int:
 
 def ended_runs(
     engine: Engine, after: float, states: Sequence[str], limit: int = 500
-) -> list[tuple[str, str, str | None, str, float, str, str | None]]:
+) -> list[tuple[str, str, str | None, str, float, str, str | None, str | None]]:
     """Runs that ended after `after` in `states`, oldest first: (id, flow, deployment, state,
-    ended, parameters JSON, result location), for flow-run triggers."""
+    ended, parameters JSON, result location, its serializer), for flow-run triggers."""
     with engine.connect() as conn:
         rows = conn.execute(
             select(
@@ -268,6 +268,7 @@ def ended_runs(
                 flow_runs.c.ended,
                 flow_runs.c.parameters,
                 flow_runs.c.result_location,
+                flow_runs.c.result_serializer,
             )
             .where(
                 flow_runs.c.ended > after,

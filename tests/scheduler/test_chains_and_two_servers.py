@@ -18,12 +18,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 FLOWS = """
 from dagflow import flow
 
-@flow
+@flow(persist_results=True)
 def first(n: int = 1) -> int:
-    return n
+    return n * 100
 
 @flow
-def second(upstream: str, n: int) -> int:
+def second(upstream: str, n: int, got: int) -> int:
     return n * 2
 
 @flow
@@ -41,7 +41,8 @@ deployments:
     entrypoint: flows.py:first
   - name: b
     entrypoint: flows.py:second
-    parameters: {upstream: "{{ event.run_id }}", n: "{{ event.parameters.n }}"}
+    parameters: {upstream: "{{ event.run_id }}", n: "{{ event.parameters.n }}",
+                 got: "{{ event.result }}"}
     triggers: [{flow_run: first/a}]
   - name: c
     entrypoint: flows.py:third
@@ -95,7 +96,7 @@ def test_a_run_ending_starts_the_next_deployment_along_a_chain(
     found = runs()
     assert {k: len(v) for k, v in found.items()} == {"first/a": 1, "second/b": 1, "third/c": 1}
     a, b, c = found["first/a"][0], found["second/b"][0], found["third/c"][0]
-    assert b.parameters == {"upstream": a.id, "n": 5}  # type: ignore[attr-defined]
+    assert b.parameters == {"upstream": a.id, "n": 5, "got": 500}  # type: ignore[attr-defined]
     assert c.parameters == {"upstream": b.id}  # type: ignore[attr-defined]
     assert c.state.value == "COMPLETED" and a.origin == "manual"  # type: ignore[attr-defined]
     listed = dagflow(["events", "ls"], workdir, env)
