@@ -76,7 +76,8 @@ class Flow(FlowDefinition[P, R]):
         """This flow as a deployment: `cron=`, `interval=` (seconds or timedelta; one or a list),
         `timezone=`, `anchor=`, `parameters=`, `cluster=`, `tags=`, `description=`, `paused=`,
         `max_active_runs=` (1), `catchup=` (False), `entrypoint=` (default: where the flow is
-        defined). Checked now, parameters against the flow's schema; serve it with
+        defined), `triggers=[...]` (`dagflow.triggers`; parameters may then be templates such
+        as `"{{ event.path }}"`). Checked now, parameters against the flow's schema; serve it with
         `dagflow.serve(...)`. The name defaults to the flow's."""
         from dagflow.scheduler.definitions import build
 

@@ -9,6 +9,7 @@ cluster.py      dagflow cluster start|info
 db.py           dagflow db upgrade|info
 serve.py        dagflow serve                     (the scheduler itself: dagflow.scheduler)
 deployments.py  dagflow deployments ls|show|run|pause|resume|rm|backfill
+events.py       dagflow events ls                 (what triggers saw, the runs' "why")
 server.py       dagflow server start|token        (the server itself: dagflow.server)
 ```
 
@@ -46,6 +47,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "dagflow.cli.deployments:deployments",
         "Deployments: flows served on schedules by `dagflow serve`.",
     ),
+    "events": ("dagflow.cli.events:events", "Events of triggers and the runs they started."),
     "db": ("dagflow.cli.db:db", "The run history database: upgrade, info."),
     "server": (
         "dagflow.cli.server:server",

@@ -42,8 +42,11 @@ def deployments() -> None:
     """Deployments: flows served on schedules by `dagflow serve`."""
 
 
-def info_json(info: DeploymentInfo) -> dict[str, Any]:
+def info_json(
+    info: DeploymentInfo, places: dict[tuple[str, str], Any] | None = None
+) -> dict[str, Any]:
     dep = info.deployment
+    places = places or {}
     last = (
         {"id": info.last_run_id, "state": info.last_run_state.value}
         if info.last_run_id and info.last_run_state
@@ -66,6 +69,7 @@ def info_json(info: DeploymentInfo) -> dict[str, Any]:
         "updated": iso(info.updated),
         "next_run": iso(info.next_run),
         "last_run": last,
+        "triggers": [_trigger_json(dep.full_name, t, places) for t in dep.triggers],
     }
 
 
@@ -85,9 +89,14 @@ def source() -> Store | Client:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (documented).")
 def ls(as_json: bool) -> None:
     """List registered deployments."""
-    found = source().deployments()
+    from dagflow.client import Client
+
+    where = source()
+    found = where.deployments()
     if as_json:
-        echo_json([info_json(i) for i in found])
+        names = [i.deployment.full_name for i in found]
+        places = {} if isinstance(where, Client) else where.trigger_positions(names)
+        echo_json([info_json(i, places) for i in found])
         return
     if not found:
         click.echo("no deployments registered (start one with: dagflow serve FILE.py:FLOW ...)")
@@ -106,7 +115,8 @@ def ls(as_json: bool) -> None:
         )
         table.add_row(
             dep.full_name,
-            "; ".join(_short(s) for s in dep.schedules) or "-",
+            "; ".join([*(_short(s) for s in dep.schedules), *(t.name for t in dep.triggers)])
+            or "-",
             "yes" if dep.paused else "no",
             when(info.next_run)[:16],
             last,
@@ -125,13 +135,40 @@ def _short(schedule: Schedule) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (documented).")
 def show(name: str, as_json: bool) -> None:
     """Show one deployment (FLOW/NAME)."""
-    info = source().deployments([name])[0]
-    data = info_json(info)
+    from dagflow.client import Client
+
+    where = source()
+    info = where.deployments([name])[0]
+    dep = info.deployment
+    # the server's API does not carry trigger positions yet: through it, they read as none
+    positions = {} if isinstance(where, Client) else where.trigger_positions([dep.full_name])
+    data = info_json(info, positions)
     if as_json:
         echo_json(data)
         return
     for key, value in data.items():
-        click.echo(f"{key}: {value}")
+        if key != "triggers":
+            click.echo(f"{key}: {value}")
+    click.echo(f"triggers: {'none' if not dep.triggers else ''}".rstrip())
+    for trigger, item in zip(dep.triggers, data["triggers"], strict=True):
+        last = f"last event {item['last_event_time']}" if item["last_event_id"] else "no event yet"
+        at = f", position {item['position']}" if item["position"] is not None else ""
+        click.echo(f"  {trigger.name}: {trigger.describe()}: {item['events']} event(s), {last}{at}")
+
+
+def _trigger_json(
+    full_name: str, trigger: Any, places: dict[tuple[str, str], Any]
+) -> dict[str, Any]:
+    place = places.get((full_name, trigger.name))
+    return {
+        "name": trigger.name,
+        "kind": trigger.kind,
+        "spec": trigger.spec(),
+        "events": place.events if place else 0,
+        "last_event_id": place.last_event_id if place else None,
+        "last_event_time": iso(place.last_event_time) if place else None,
+        "position": place.position if place else None,
+    }
 
 
 @deployments.command("pause")
@@ -166,7 +203,7 @@ def run(
 ) -> None:
     """Trigger a run of NAME now: a serving `dagflow serve` process starts it."""
     from dagflow.client import Client
-    from dagflow.scheduler.manual import create_run
+    from dagflow.scheduler.manual import create_run, local_user
 
     where = source()
     if isinstance(where, Client):  # the server validates them, with the same code
@@ -175,7 +212,9 @@ def run(
     else:
         dep = where.deployment(name)
         full_name = dep.full_name
-        run_id = create_run(where, dep, load_flow(dep.entrypoint), pairs, params_json)
+        run_id = create_run(
+            where, dep, load_flow(dep.entrypoint), pairs, params_json, requested_by=local_user()
+        )
     click.echo(f"run {run_id} of {full_name} created")
     if wait:
         ctx.exit(_follow(run_id))

@@ -155,6 +155,7 @@ def run_json(run: FlowRun, task_counts: dict[StateType, int] | None = None) -> d
         "deployment": run.deployment,
         "scheduled_time": iso(run.scheduled_time),
         "origin": run.origin,
+        "event_id": run.event_id,
         "served_by": run.served_by,
         "late": run.late,
         "task_counts": counts,

@@ -180,6 +180,8 @@ def _header(out: Console, fr: FlowRun) -> None:
             f"deployment {inert(fr.deployment)} ({fr.origin or 'manual'}){due}{late}",
             markup=False,
         )
+    if fr.event_id:
+        out.print(f"started by {inert(_why(fr.event_id))}", markup=False)
     if fr.parameters:
         out.print(f"parameters {json.dumps(fr.parameters, default=repr)}", markup=False)
     if fr.error:
@@ -188,6 +190,22 @@ def _header(out: Console, fr: FlowRun) -> None:
     if fr.dashboard_link:
         gone = "" if cluster_alive(fr) else "  (gone: that cluster no longer answers)"
         out.print(f"dashboard {fr.dashboard_link}{gone}", markup=False)
+
+
+def _why(event_id: str) -> str:
+    """The event that started a run, in a few words (its id when the history cannot tell)."""
+    from dagflow.cli.events import summary
+
+    finder = getattr(runtime.run_history(), "event", None)
+    record = finder(event_id) if callable(finder) else None
+    if record is None:
+        return f"event {event_id[:12]}"
+    more = ""
+    counter = getattr(runtime.run_history(), "events", None)
+    if record.run_id and callable(counter):
+        n = len(counter(run_id=record.run_id, limit=1000))
+        more = f" and {n - 1} more (dagflow events ls --run {record.run_id[:12]})" if n > 1 else ""
+    return f"{record.event.kind} event {event_id[:12]} ({summary(record)}){more}"
 
 
 def _task_table(rows: list[task_table.Row], all_attempts: bool) -> Table:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 import warnings
+from typing import Any
 
 import click
 
@@ -28,6 +29,7 @@ file of deployments (dagflow.yaml; see docs/deployments.md).
   dagflow serve flows.py:etl --cron "0 2 * * *" --timezone Europe/Paris
   dagflow serve flows.py:etl --name often --interval 300 --param n=3
   dagflow serve dagflow.yaml --limit 4
+  dagflow serve flows.py:ingest --on-file "inbox/*.csv" -p 'path={{ event.path }}'
 
 \b
 Cron strings have 5 fields (or 6, seconds first) or are an alias (@hourly,
@@ -35,6 +37,12 @@ Cron strings have 5 fields (or 6, seconds first) or are an alias (@hourly,
 Each run executes in its own process; runs on the default local cluster share
 one LocalCluster started here. Ctrl-C: stop starting runs and wait for the
 running ones; Ctrl-C again: cancel them.
+
+\b
+--on-file GLOB starts a run per file arriving (settled: its size unchanged for
+--settle seconds; each file once, across restarts); a parameter may be a
+template of the event, {{ event.path }} (a flow parameter named `path`, or
+`paths` with --window, gets it by default). See docs/triggers.md.
 """
 
 DEPLOYMENT_OPTIONS = (
@@ -51,6 +59,9 @@ DEPLOYMENT_OPTIONS = (
     "paused",
     "max_active_runs",
     "catchup",
+    "on_file",
+    "settle",
+    "window",
 )
 
 
@@ -75,6 +86,11 @@ DEPLOYMENT_OPTIONS = (
 @click.option("--paused", is_flag=True, default=None, help="Register it paused.")
 @click.option("--max-active-runs", type=int, default=None, help="Runs at once (default 1).")
 @click.option("--catchup", is_flag=True, default=None, help="Run every missed tick, oldest first.")
+@click.option("--on-file", multiple=True, metavar="GLOB", help="A run per file arriving.")
+@click.option("--settle", type=float, default=None, metavar="SECONDS", help="--on-file: 0.5.")
+@click.option(
+    "--window", type=float, default=None, metavar="SECONDS", help="--on-file: one run per window."
+)
 @click.option(
     "--limit", type=click.IntRange(min=1), default=10, show_default=True, help="Runs at once."
 )
@@ -93,6 +109,9 @@ def serve(
     paused: bool | None,
     max_active_runs: int | None,
     catchup: bool | None,
+    on_file: tuple[str, ...],
+    settle: float | None,
+    window: float | None,
     limit: int,
 ) -> None:
     from dagflow.scheduler import serve_loaded
@@ -108,7 +127,17 @@ def serve(
     else:
         flow = load_flow(target)
         name = name or flow.name
-        parameters = given_parameters(flow, f"{flow.name}/{name}", pairs, params_json)
+        plain, templated = _split_templates(pairs)
+        found = _file_triggers(on_file, settle, window)
+        wanted = "paths" if window else "path"
+        named = {p.partition("=")[0].strip() for p in plain}
+        takes = wanted in flow.parameters.signature.parameters and wanted not in named
+        if found and not templated and takes:  # the flow's `path` gets the file's path
+            templated[wanted] = "{{ event.%s }}" % wanted  # noqa: UP031 (braces)
+        parameters = given_parameters(
+            flow, f"{flow.name}/{name}", plain, params_json, later=templated
+        )
+        parameters.update(templated)
         dep = build(
             flow,
             name,
@@ -123,13 +152,36 @@ def serve(
             paused=bool(paused),
             max_active_runs=1 if max_active_runs is None else max_active_runs,
             catchup=bool(catchup),
+            triggers=found,
         )
         loaded = [(dep, flow)]
     setup_service_logging()
     for dep, _ in loaded:
-        plans = ", ".join(s.describe() for s in dep.schedules) or "no schedule (manual runs only)"
+        plans = ", ".join([*(s.describe() for s in dep.schedules),
+                           *(t.describe() for t in dep.triggers)])  # fmt: skip
+        plans = plans or "no schedule (manual runs only)"
         click.echo(f"deployment {dep.full_name}: {plans}", err=True)
     sys.exit(serve_loaded(loaded, limit=limit))
+
+
+def _split_templates(pairs: tuple[str, ...]) -> tuple[tuple[str, ...], dict[str, str]]:
+    """`-p NAME=VALUE` pairs: plain ones (validated now) and templates (filled per event)."""
+    from dagflow.scheduler.templates import is_template
+
+    plain = tuple(p for p in pairs if not is_template(p.partition("=")[2]))
+    templated = {k.strip(): v for k, _, v in (p.partition("=") for p in pairs) if is_template(v)}
+    return plain, templated
+
+
+def _file_triggers(globs: tuple[str, ...], settle: float | None, window: float | None) -> list[Any]:
+    from dagflow.triggers import files
+
+    if (settle is not None or window is not None) and not globs:
+        raise UsageError("--settle and --window apply to --on-file")
+    options: dict[str, Any] = {"window": window}
+    if settle is not None:
+        options["settle"] = settle
+    return [files(g, **options) for g in globs]
 
 
 def setup_service_logging(level: int = logging.INFO) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dagflow.core.schedules import Schedule, merged_ticks, next_fire
+from dagflow.core.triggers import Trigger, check_names
 from dagflow.errors import DeploymentError
 
 _NAME = re.compile(r"^[^/\s][^/]*$")
@@ -25,7 +26,7 @@ _NAME = re.compile(r"^[^/\s][^/]*$")
 
 @dataclass(frozen=True, slots=True)
 class Deployment:
-    """A flow made runnable on schedules: see the module docstring."""
+    """A flow made runnable on schedules and triggers: see the module docstring."""
 
     name: str
     flow_name: str
@@ -38,6 +39,7 @@ class Deployment:
     paused: bool = False
     max_active_runs: int = 1
     catchup: bool = False
+    triggers: tuple[Trigger, ...] = ()  # events that start runs (`core/triggers.py`)
 
     def __post_init__(self) -> None:
         who = f"deployment {self.name!r}"
@@ -55,6 +57,8 @@ class Deployment:
             raise DeploymentError(f"{who}: parameters: expected a mapping of names to values")
         object.__setattr__(self, "parameters", dict(self.parameters))
         object.__setattr__(self, "schedules", tuple(self.schedules))
+        object.__setattr__(self, "triggers", tuple(self.triggers))
+        check_names(self.triggers, who)
         tags = (self.tags,) if isinstance(self.tags, str) else tuple(self.tags)
         if not all(isinstance(t, str) and t for t in tags):
             raise DeploymentError(f"{who}: tags: expected a list of non-empty strings")
@@ -86,6 +90,13 @@ class Deployment:
 
     def schedule_specs(self) -> list[dict[str, Any]]:
         return [s.spec() for s in self.schedules]
+
+    def trigger_specs(self) -> list[dict[str, Any]]:
+        return [t.spec() for t in self.triggers]
+
+    def trigger(self, name: str) -> Trigger | None:
+        """Its trigger named `name`, if it has one."""
+        return next((t for t in self.triggers if t.name == name), None)
 
 
 def tick_key(full_name: str, instant: float) -> str:

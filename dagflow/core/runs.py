@@ -276,7 +276,8 @@ class FlowRun:
     entrypoint: str | None = None
     deployment: str | None = None  # flow/name of the deployment that created the run
     scheduled_time: float | None = None  # its tick (or when a manual run was asked for)
-    origin: str | None = None  # schedule | backfill | manual (None: started directly)
+    origin: str | None = None  # schedule | backfill | manual | trigger (None: started directly)
+    event_id: str | None = None  # the event that started it (`dagflow events ls`)
     served_by: str | None = None  # the `dagflow serve` process that claimed it
     late: bool = False  # not started within the grace period after `scheduled_time`
     result_location: str | None = None  # the persisted return value (`persist_results=True`)

@@ -5,6 +5,9 @@ definitions.py  Deployment values from Python, the command line or a YAML file, 
 planning.py     which ticks to create now (pure: the instant is passed in)
 service.py      Server: the serve loop (ticks, claims, limits, child processes, signals)
 child.py        the child process that runs one claimed run under its id
+templates.py    parameters filled from an event (`{{ event.path }}`, Jinja2 sandbox)
+watchers.py     Watcher: one trigger watched in a thread; files.py, rows.py, flowruns.py
+webhooks.py     a signed webhook call recorded as events (the server's route calls it)
 ```
 
 `serve(*deployments)` is `dagflow serve` for Python: it loads and checks every deployment's flow
@@ -63,12 +66,14 @@ def serve_loaded(
     """Serve deployments whose flows are loaded and checked; returns 0 once stopped."""
     from dagflow import runtime
     from dagflow import settings as dagflow_settings
+    from dagflow.scheduler.definitions import check_cycles
     from dagflow.scheduler.service import Server
 
     names = [dep.full_name for dep, _ in loaded]
     if len(set(names)) != len(names):
         twice = sorted({n for n in names if names.count(n) > 1})
         raise DeploymentError(f"deployment {twice[0]!r} is given twice")
+    check_cycles(dep for dep, _ in loaded)
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise DeploymentError(f"serve: limit must be an integer >= 1, got {limit!r}")
     current = dagflow_settings.load()

@@ -26,6 +26,14 @@ from dagflow.core.deployments import Deployment
 from dagflow.core.flow import FlowDefinition
 from dagflow.core.params import parse_parameters
 from dagflow.core.schedules import CronSchedule, IntervalSchedule, Schedule, schedule_from_spec
+from dagflow.core.triggers import (
+    FilesTrigger,
+    FlowRunTrigger,
+    RowsTrigger,
+    Trigger,
+    trigger_cycle,
+    trigger_from_spec,
+)
 from dagflow.entrypoints import entrypoint_of, load_flow
 from dagflow.errors import DagflowError, DeploymentError, ParameterError
 
@@ -50,6 +58,8 @@ def build(
     max_active_runs: int = 1,
     catchup: bool = False,
     entrypoint: str | None = None,
+    triggers: Sequence[Trigger] = (),
+    base: Path | None = None,
 ) -> Deployment:
     """A checked deployment of a loaded `flow` (what `flow.to_deployment` and the CLI build)."""
     name = name or flow.name
@@ -74,13 +84,80 @@ def build(
             paused=paused,
             max_active_runs=max_active_runs,
             catchup=catchup,
+            triggers=tuple(_located(t, base) for t in (triggers or ())),
         )
+        _check_triggers(dep, flow)
     except DeploymentError as exc:
         text = str(exc)
         if not text.startswith("deployment "):
             text = f"deployment {full!r}: {text}"
         raise DeploymentError(text) from None
     return checked_parameters(dep, flow)
+
+
+def _located(trigger: Trigger, base: Path | None) -> Trigger:
+    """A files trigger's local directory made absolute (from `base`, else the current
+    directory): the serve process and its runs read the same place whatever their cwd."""
+    if not isinstance(trigger, FilesTrigger) or trigger.is_url:
+        return trigger
+    raw = trigger.path.removeprefix("file://")
+    path = Path(raw).expanduser()
+    if not path.is_absolute():
+        path = (base or Path.cwd()) / path
+    return dataclasses.replace(trigger, path=os.path.normpath(path))
+
+
+def _check_triggers(dep: Deployment, flow: Flow) -> None:
+    """What only the outer layer can check: an fsspec protocol exists, a SQLAlchemy URL parses,
+    templates parse and have an event to read, no trigger waits for its own deployment."""
+    from dagflow.scheduler import templates
+
+    for trigger in dep.triggers:
+        who = f"trigger {trigger.name!r}"
+        if isinstance(trigger, FilesTrigger) and trigger.is_url:
+            from fsspec.registry import known_implementations, registry
+
+            protocol = trigger.path.partition("://")[0]
+            if protocol not in known_implementations and protocol not in registry:
+                raise DeploymentError(
+                    f"{who}: path: {trigger.path!r}: unknown fsspec protocol {protocol!r}"
+                )
+        if isinstance(trigger, RowsTrigger):
+            from sqlalchemy.engine import make_url
+            from sqlalchemy.exc import ArgumentError
+
+            try:
+                make_url(trigger.url)
+            except ArgumentError:
+                raise DeploymentError(
+                    f"{who}: url: {trigger.url!r} is not a SQLAlchemy URL"
+                ) from None
+        if isinstance(trigger, FlowRunTrigger) and trigger.matches(dep.flow_name, dep.full_name):
+            raise DeploymentError(
+                f"{who}: upstream: a run of {trigger.upstream} would start itself again (a cycle)"
+            )
+    names = templates.templated(dep.parameters)
+    if names:
+        templates.check(dep.parameters)
+        if not dep.triggers:
+            raise DeploymentError(
+                f"parameters.{names[0]}: a template needs an event: give the deployment a trigger"
+            )
+        if dep.schedules:
+            raise DeploymentError(
+                f"parameters.{names[0]}: a template needs an event, and schedule ticks have none: "
+                "serve the schedules and the triggers as two deployments"
+            )
+
+
+def check_cycles(deployments: Iterable[Deployment]) -> None:
+    """Refuse a cycle of flow-run triggers among deployments served together."""
+    cycle = trigger_cycle(deployments)
+    if cycle:
+        raise DeploymentError(
+            f"deployment {cycle[0]!r}: triggers: a cycle of flow-run triggers: "
+            + " -> ".join(cycle)
+        )
 
 
 def _schedules(
@@ -127,13 +204,30 @@ def checked_parameters(dep: Deployment, flow: Flow) -> Deployment:
             f"deployment {dep.full_name!r}: entrypoint: {dep.entrypoint} is flow "
             f"{flow.name!r}, not {dep.flow_name!r}"
         )
+    from dagflow.scheduler.templates import templated
+
     given = dict(dep.parameters)
+    later = set(templated(given))  # filled from each event, validated when its run starts
     try:
-        valid = flow.validate_parameters(given)
+        valid = validate_except(flow, given, later)
     except ParameterError as exc:
         raise DeploymentError(f"deployment {dep.full_name!r}: parameters: {_fields(exc)}") from None
-    kept = {key: valid.get(key, value) for key, value in given.items()}
+    kept = {key: value if key in later else valid.get(key, value) for key, value in given.items()}
     return dataclasses.replace(dep, parameters=_jsonable(dep.full_name, kept))
+
+
+def validate_except(flow: Flow, params: Mapping[str, Any], later: set[str]) -> dict[str, Any]:
+    """`params` validated against `flow`, except those in `later` (templates, filled per event:
+    neither their value nor their absence is an error now)."""
+    if not later:
+        return flow.validate_parameters(params)
+    try:
+        return flow.validate_parameters({k: v for k, v in params.items() if k not in later})
+    except ParameterError as exc:
+        left = [e for e in exc.errors if not (e.get("loc") and e["loc"][0] in later)]
+        if left:
+            raise ParameterError(exc.flow_name, left) from None
+        return {}
 
 
 def given_parameters(
@@ -142,14 +236,17 @@ def given_parameters(
     pairs: Sequence[str] = (),
     params_json: str | None = None,
     base: Mapping[str, Any] | None = None,
+    later: Iterable[str] = (),
 ) -> dict[str, Any]:
     """`--param NAME=VALUE` / `--params-json` text over `base` (a deployment's parameters),
-    validated against `flow`; returns `base` updated with the JSON-ready values given."""
+    validated against `flow` (except the names in `later`: templates); returns `base` updated
+    with the JSON-ready values given."""
     merged = dict(base or {})
+    skip = set(later)
     try:
         valid = parse_parameters(
             flow.parameters,
-            lambda given: flow.validate_parameters({**merged, **given}),
+            lambda given: validate_except(flow, {**merged, **given}, skip),
             pairs,
             params_json,
         )
@@ -217,6 +314,7 @@ class _DeploymentModel(pydantic.BaseModel):
     paused: bool = False
     max_active_runs: int = 1
     catchup: bool = False
+    triggers: list[dict[str, Any]] = []
 
 
 class _FileModel(pydantic.BaseModel):
@@ -264,11 +362,19 @@ def load_yaml(path: str | os.PathLike[str]) -> list[tuple[Deployment, Flow]]:
                 specs.append(schedule_from_spec(spec, f"schedules[{j}]"))
             except DeploymentError as exc:
                 raise DeploymentError(f"{label}: {exc}") from None
+        found: list[Trigger] = []
+        for j, spec in enumerate(item.triggers):
+            try:
+                found.append(trigger_from_spec(spec, f"triggers[{j}]"))
+            except DeploymentError as exc:
+                raise DeploymentError(f"{label}: {exc}") from None
         try:
             dep = build(
                 flow,
                 item.name,
                 schedules=specs,
+                triggers=found,
+                base=file.parent,
                 parameters=item.parameters,
                 cluster=item.cluster,
                 tags=item.tags,
@@ -284,6 +390,10 @@ def load_yaml(path: str | os.PathLike[str]) -> list[tuple[Deployment, Flow]]:
             raise DeploymentError(f"{label}: name: {dep.full_name!r} is defined twice")
         names.add(dep.full_name)
         out.append((dep, flow))
+    try:
+        check_cycles(dep for dep, _ in out)
+    except DeploymentError as exc:
+        raise DeploymentError(f"{shown}: {exc}") from None
     return out
 
 

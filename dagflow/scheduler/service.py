@@ -17,6 +17,9 @@ One loop, about every `poll` seconds (sooner when a tick is due):
    (the flow's file no longer imports, parameters no longer valid) is logged as that one line;
    the deployment stays served, and the others keep running on time.
 
+Triggers are watched beside the loop, one thread per trigger (`watchers.py`: files, rows, flow
+runs); a watcher that creates runs wakes the loop, which claims them at once.
+
 SIGINT/SIGTERM: the first stops claiming (claimed runs not yet started are given back) and lets
 running runs finish; the second cancels them (SIGTERM to each child: its run ends CANCELLED); the
 loop then returns 0. A database error in one loop is logged and the next loop tries again: the
@@ -39,11 +42,13 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from dagflow.core.deployments import Deployment
+from dagflow.core.triggers import FilesTrigger, FlowRunTrigger, RowsTrigger, Trigger
 from dagflow.scheduler import child as child_module
 from dagflow.scheduler.planning import Planner, PlanOptions
 from dagflow.scheduler.processes import ForkServer
 
 if TYPE_CHECKING:
+    from dagflow.scheduler.watchers import Watcher
     from dagflow.store import Claimed, Store
 
 log = logging.getLogger("dagflow.scheduler")
@@ -118,6 +123,7 @@ class Server:
         self._wake = threading.Event()
         self._last_refresh = -math.inf
         self._errors = 0
+        self.watchers: list[Watcher] = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -126,6 +132,7 @@ class Server:
         restore = self._install_signals()
         try:
             self._register()
+            self._watch()
             log.info(
                 "serving %d deployment(s) as %s (limit %d runs at once)",
                 len(self.served),
@@ -136,11 +143,14 @@ class Server:
                 now = time.time()
                 if not self.stopping:
                     self._step(now)
+                elif self.watchers:
+                    self._stop_watchers()  # stopping: no new events either
                 self._reap()
                 if self.stopping and not self.children:
                     break
                 self._sleep(now)
         finally:
+            self._stop_watchers()
             self._release()
             restore()
         log.info("stopped")
@@ -162,6 +172,55 @@ class Server:
         for dep in deployments:
             start = None if dep.full_name in changed else last.get(dep.full_name)
             self.planner.start(dep, start, now)
+
+    def _watch(self) -> None:
+        """Start a watcher per trigger of the served deployments."""
+        for name, served in self.served.items():
+            for trigger in served.deployment.triggers:
+
+                def current(name: str = name) -> Deployment | None:
+                    found = self.served.get(name)
+                    return found.deployment if found is not None else None
+
+                if isinstance(trigger, FlowRunTrigger):
+                    self._check_upstream(name, trigger)
+                watcher = watcher_for(self.store, served.deployment, trigger, current, self.wake)
+                if watcher is not None:
+                    self.watchers.append(watcher)
+                    watcher.start()
+                    log.info("deployment %s: watching %s", name, trigger.describe())
+
+    def _check_upstream(self, name: str, trigger: FlowRunTrigger) -> None:
+        """One line if a flow-run trigger names a flow or deployment nobody knows (yet)."""
+        served = any(
+            trigger.matches(s.deployment.flow_name, s.deployment.full_name)
+            for s in self.served.values()
+        )
+        try:
+            known = (
+                served
+                or any(trigger.matches(f.name, None) for f in self.store.list_flows())
+                or bool(self.store.deployment_rows([trigger.upstream]))
+            )
+        except Exception:
+            return
+        if not known:
+            log.warning(
+                "deployment %s: trigger %s: no flow or deployment %r is known yet "
+                "(it fires when a run of it ends)",
+                name,
+                trigger.name,
+                trigger.upstream,
+            )
+
+    def _stop_watchers(self) -> None:
+        for watcher in self.watchers:
+            watcher.stop()
+        self.watchers = []
+
+    def wake(self) -> None:
+        """Run the loop now (a trigger created runs)."""
+        self._wake.set()
 
     # ------------------------------------------------------------------ one loop
 
@@ -339,6 +398,29 @@ class Server:
                 except (OSError, ProcessLookupError):
                     pass
         self._wake.set()
+
+
+def watcher_for(
+    store: Store,
+    deployment: Deployment,
+    trigger: Trigger,
+    current: Callable[[], Deployment | None],
+    wake: Callable[[], None],
+) -> Watcher | None:
+    """The watcher of `trigger` (None for a webhook: the server receives those)."""
+    if isinstance(trigger, FilesTrigger):
+        from dagflow.scheduler.files import FileWatcher
+
+        return FileWatcher(store, deployment.full_name, trigger, current, wake)
+    if isinstance(trigger, RowsTrigger):
+        from dagflow.scheduler.rows import RowsWatcher
+
+        return RowsWatcher(store, deployment.full_name, trigger, current, wake)
+    if isinstance(trigger, FlowRunTrigger):
+        from dagflow.scheduler.flowruns import FlowRunWatcher
+
+        return FlowRunWatcher(store, deployment.full_name, trigger, current, wake)
+    return None
 
 
 def _hms(instant: float) -> str:

@@ -32,7 +32,7 @@ from dagflow.server.auth import Auth
 from dagflow.server.context import LoginRequired, ServerContext, require_token
 from dagflow.server.pages import deployments as deployment_pages
 from dagflow.server.pages import views
-from dagflow.server.routes import deployments, flows, runs
+from dagflow.server.routes import deployments, flows, runs, webhooks
 from dagflow.store import Store
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,7 @@ def create_app(store: Store, token: str) -> FastAPI:
     api.include_router(flows.router)
     api.include_router(runs.router)
     api.include_router(deployments.router)
+    api.include_router(webhooks.router)  # signed by a per-webhook secret, no token
     app.include_router(api)
 
     @app.get(f"{API}/openapi.json", include_in_schema=False, dependencies=[Depends(require_token)])

@@ -86,9 +86,10 @@ class RunOut(Out):
     entrypoint: str | None
     deployment: str | None = Field(None, description="FLOW/NAME of the deployment that made it")
     scheduled_time: datetime | None = Field(None, description="its tick (or when it was asked)")
-    origin: str | None = Field(None, description="schedule | backfill | manual")
+    origin: str | None = Field(None, description="schedule | backfill | manual | trigger")
     served_by: str | None = Field(None, description="the `dagflow serve` process that claimed it")
     late: bool = Field(False, description="not started within the grace period of its tick")
+    event_id: str | None = Field(None, description="the event that started it (its why)")
     task_counts: dict[StateType, int] = Field(description="task runs by state")
     tasks: int
     failed_tasks: int
@@ -118,6 +119,7 @@ class RunOut(Out):
             origin=run.origin,
             served_by=run.served_by,
             late=run.late,
+            event_id=run.event_id,
             task_counts=dict(sorted(summary.task_counts.items())),
             tasks=summary.tasks,
             failed_tasks=summary.failed_tasks,
@@ -375,6 +377,7 @@ def _scheduling(out: RunOut) -> dict[str, Any]:
         "origin": out.origin,
         "served_by": out.served_by,
         "late": out.late,
+        "event_id": out.event_id,
     }
 
 

@@ -9,7 +9,8 @@ open_store(url)  ->  Store  ── database.py   engine, version check, Alembic 
                            ├── crashes.py    stale heartbeat -> CRASHED, recorded on read
                            ├── resume.py     what resume needs: the run reopened, task outcomes
                            ├── deployments.py  deployments registered, read, paused, removed
-                           └── ticks.py      scheduled runs: created, claimed, taken, cancelled once
+                           ├── ticks.py      scheduled runs: created, claimed, taken, cancelled once
+                           └── events.py     triggers' events: recorded once, one run each
 ```
 
 The database is `DAGFLOW_DATABASE_URL`, else SQLite at `DAGFLOW_HOME/dagflow.db` (`settings.py`).
@@ -22,14 +23,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
 from dagflow.core.deployments import Deployment
+from dagflow.core.events import Event
 from dagflow.core.history import Attempt, FlowSummary, HistoryStep, RunSummary, Setback, TaskGroup
 from dagflow.core.runs import FlowRun, LogEvent
 from dagflow.core.states import StateType
@@ -37,6 +40,7 @@ from dagflow.errors import StoreError
 from dagflow.settings import Settings
 from dagflow.store import control, database, resume, ticks
 from dagflow.store import deployments as deployment_rows
+from dagflow.store import events as event_rows
 from dagflow.store.browse import (
     Browser,
     Cursor,
@@ -46,6 +50,7 @@ from dagflow.store.browse import (
 )
 from dagflow.store.database import SchemaStatus, driver_reason
 from dagflow.store.deployments import DeploymentInfo
+from dagflow.store.events import EventRecord, Fired, Render, TriggerPosition
 from dagflow.store.reader import Reader, parse_state
 from dagflow.store.resume import ReopenedRun, TaskOutcome
 from dagflow.store.schema import flow_runs, flows, logs, task_runs
@@ -57,6 +62,8 @@ __all__ = [
     "Claimed",
     "DatabaseInfo",
     "DeploymentInfo",
+    "EventRecord",
+    "Fired",
     "FlowSummary",
     "HistoryStep",
     "NewRun",
@@ -68,6 +75,7 @@ __all__ = [
     "StoreWriter",
     "TaskOutcome",
     "TaskRunPage",
+    "TriggerPosition",
     "open_store",
 ]
 
@@ -343,6 +351,56 @@ class Store:
 
     def give_back_resume(self, run_id: str, served_by: str) -> bool:
         return control.give_back_resume(self.engine, run_id, served_by, time.time())
+
+    # ------------------------------------------------------------------ events of triggers
+
+    def fire(
+        self,
+        deployment: Deployment,
+        trigger: str,
+        groups: Sequence[Sequence[Event]],
+        render: Render,
+        *,
+        origin: str = "trigger",
+        position: Any = None,
+    ) -> list[Fired]:
+        """Record events and start one run per group of new ones, once (`store/events.py`)."""
+        return event_rows.fire(
+            self.engine, deployment, trigger, groups, render, origin=origin, position=position
+        )
+
+    def known_events(self, ids: Iterable[str]) -> set[str]:
+        """Which of `ids` are recorded events."""
+        return event_rows.known(self.engine, ids)
+
+    def trigger_positions(
+        self, deployment_ids: Sequence[str]
+    ) -> dict[tuple[str, str], TriggerPosition]:
+        return event_rows.positions(self.engine, deployment_ids)
+
+    def events(
+        self, deployment: str | None = None, run_id: str | None = None, limit: int = 50
+    ) -> list[EventRecord]:
+        """Recorded events, newest first; of one deployment (`flow/name` or a unique name)."""
+        if limit < 1:
+            raise StoreError(f"limit must be at least 1, got {limit}")
+        if deployment is not None:
+            try:
+                with self.reader.connect() as conn:
+                    deployment = deployment_rows.resolve(conn, deployment)
+            except StoreError:
+                if "/" not in deployment:
+                    raise  # a removed deployment's events are still named by FLOW/NAME
+
+        return event_rows.list_events(self.engine, deployment, run_id, limit)
+
+    def event(self, event_id: str) -> EventRecord | None:
+        return event_rows.get_event(self.engine, event_id)
+
+    def ended_runs(
+        self, after: float, states: Sequence[str], limit: int = 500
+    ) -> list[tuple[str, str, str | None, str, float, str, str | None, str | None]]:
+        return event_rows.ended_runs(self.engine, after, states, limit)
 
     # ------------------------------------------------------------------ the database
 

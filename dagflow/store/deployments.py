@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from dagflow.core.deployments import Deployment, split_full_name
 from dagflow.core.schedules import CronSchedule, IntervalSchedule, Schedule
 from dagflow.core.states import StateType
+from dagflow.core.triggers import trigger_from_spec
 from dagflow.errors import NotFound
 from dagflow.store.database import insert_for
 from dagflow.store.encoding import decode_parameters, encode_parameters
@@ -85,6 +86,7 @@ def _row(dep: Deployment, now: float) -> dict[str, Any]:
         "paused": dep.paused,
         "max_active_runs": dep.max_active_runs,
         "catchup": dep.catchup,
+        "triggers": json.dumps(dep.trigger_specs()),
         "updated": now,
     }
 
@@ -143,6 +145,7 @@ def load(conn: Connection, ids: list[str] | None = None) -> dict[str, tuple[Depl
             paused=bool(row.paused),
             max_active_runs=row.max_active_runs,
             catchup=bool(row.catchup),
+            triggers=tuple(trigger_from_spec(t) for t in json.loads(row.triggers or "[]")),
         )
         out[row.id] = (dep, row)
     return out

@@ -251,6 +251,7 @@ class Reader:
             result_location=m["result_location"],
             result_serializer=m["result_serializer"],
             origin=m["origin"],
+            event_id=m["event_id"],
             served_by=m["claimed_by"],
         )
         if run.scheduled_time is not None:

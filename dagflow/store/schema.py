@@ -19,6 +19,13 @@
   cancel it (a live driver polls it); `resume_requested` when someone asked for a FAILED or
   CRASHED run of a deployment to be resumed by a serving process (which clears it as it claims).
 
+  cancel it (a live driver polls it). `deployments.triggers` holds its triggers' specs (JSON).
+- `events`: every event a trigger saw (and every manual run request), keyed by an id derived
+  from its identity, so an event is recorded once and starts its run once; `run_id` names the
+  run it started and `flow_runs.event_id` the event that started a run (its "why").
+  `trigger_positions`: per (deployment, trigger), where it is (a watermark), how many events it
+  recorded and the last one.
+
 `state_history`, `logs` and `task_edges` name their run without a foreign key: they are the hot,
 append-only tables, a key check per row would cost about as much as the insert itself, and the
 writer only writes rows of runs whose `flow_runs` row exists (it drops, and logs, events of
@@ -89,6 +96,7 @@ flow_runs = Table(
     Column("claimed_at", Float, nullable=True),
     Column("cancel_requested", Float, nullable=True),
     Column("resume_requested", Float, nullable=True),  # queued for a serving process to resume
+    Column("event_id", String(64), nullable=True),  # the event that started it (its "why")
     Index("ix_flow_runs_flow_created", "flow_name", "created"),
     Index("ix_flow_runs_state_created", "state", "created"),
     Index("ix_flow_runs_state_heartbeat", "state", "heartbeat"),
@@ -182,6 +190,7 @@ deployments = Table(
     Column("catchup", Boolean, nullable=False),
     Column("created", Float, nullable=False),
     Column("updated", Float, nullable=False),
+    Column("triggers", Text, nullable=True),  # JSON list of trigger specs (core/triggers.py)
     UniqueConstraint("flow_name", "name", name="uq_deployments_flow_name"),
 )
 
@@ -200,4 +209,33 @@ deployment_schedules = Table(
     Column("interval_seconds", Float, nullable=True),
     Column("anchor", Float, nullable=True),
     Column("timezone", String(64), nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", String(64), primary_key=True),  # derived from the event's identity: once
+    Column("kind", String(32), nullable=False),  # files | rows | flow_run | webhook | manual
+    Column("source", String(1024), nullable=False),
+    Column("payload", Text, nullable=False),  # JSON object
+    Column("time", Float, nullable=False),
+    Column("deployment_id", String(512), nullable=False),
+    Column("trigger", String(255), nullable=False),
+    Column("run_id", String(64), nullable=True),  # the run it started (None: see `error`)
+    Column("error", Text, nullable=True),  # why it started no run (a template, the parameters)
+    Index("ix_events_time", "time"),
+    Index("ix_events_deployment_trigger_time", "deployment_id", "trigger", "time"),
+    Index("ix_events_run", "run_id"),
+)
+
+trigger_positions = Table(
+    "trigger_positions",
+    metadata,
+    Column("deployment_id", String(512), primary_key=True),
+    Column("trigger", String(255), primary_key=True),
+    Column("position", Text, nullable=True),  # JSON: a rows trigger's watermark, ...
+    Column("events", Integer, nullable=False),  # events recorded (files seen, rows, ...)
+    Column("last_event_id", String(64), nullable=True),
+    Column("last_event_time", Float, nullable=True),
+    Column("updated", Float, nullable=False),
 )

@@ -48,9 +48,10 @@ class NewRun:
 
     deployment: Deployment
     scheduled_time: float
-    origin: str  # schedule | backfill | manual
+    origin: str  # schedule | backfill | manual | trigger
     key: str
     parameters: dict[str, Any]
+    event_id: str | None = None  # the event that asked for it (`events.py`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +68,18 @@ def create_runs(engine: Engine, runs: Sequence[NewRun], now: float) -> list[str]
     """Insert SCHEDULED runs; returns the ids of those created (an existing key is skipped)."""
     if not runs:
         return []
-    created: list[str] = []
     with engine.begin() as conn:
+        return insert_runs(conn, runs, now)
+
+
+def insert_runs(
+    conn: Connection, runs: Sequence[NewRun], now: float, ids: Sequence[str] | None = None
+) -> list[str]:
+    """`create_runs` inside the caller's transaction (events record their runs with them);
+    `ids`, when given, are the new runs' ids, one per run."""
+    created: list[str] = []
+    ids = ids if ids is not None else [uuid.uuid4().hex for _ in runs]
+    if runs:
         insert = insert_for(conn)
         names = sorted({r.deployment.flow_name for r in runs})
         conn.execute(
@@ -77,7 +88,7 @@ def create_runs(engine: Engine, runs: Sequence[NewRun], now: float) -> list[str]
         )
         rows = [
             {
-                "id": uuid.uuid4().hex,
+                "id": run_id,
                 "flow_name": r.deployment.flow_name,
                 "parameters": encode_parameters(r.parameters),
                 "state": S.SCHEDULED.value,
@@ -88,8 +99,9 @@ def create_runs(engine: Engine, runs: Sequence[NewRun], now: float) -> list[str]
                 "scheduled_time": r.scheduled_time,
                 "origin": r.origin,
                 "idempotency_key": r.key,
+                "event_id": r.event_id,
             }
-            for r in runs
+            for r, run_id in zip(runs, ids, strict=True)
         ]
         stmt = insert(flow_runs).on_conflict_do_nothing().returning(flow_runs.c.id)
         for chunk in _chunks(rows, 500):

@@ -77,6 +77,7 @@ def test_runs_ls_shows_a_table_and_documented_json(runs: list[str]) -> None:
         "deployment",
         "scheduled_time",
         "origin",
+        "event_id",
         "served_by",
         "late",
         "task_counts",

@@ -425,12 +425,20 @@ def test_the_public_names_are_exported() -> None:
     assert issubclass(FlowFailed, Exception)
 
 
-def held_on_cluster(cluster: str) -> int:
-    """How many tasks the cluster's scheduler still keeps (results a client wants)."""
+@task
+def kept_value(x: int) -> int:
+    return x
+
+
+def held_on_cluster(cluster: str, prefix: str) -> int:
+    """How many tasks named `prefix` the cluster's scheduler still keeps (results a client
+    wants); other tests share the cluster, so only this task's keys count."""
     from dagflow.clusters import get_cluster
 
-    client = get_cluster(cluster).client
-    return int(client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)))
+    def count(dask_scheduler: Any = None) -> int:
+        return sum(1 for ts in dask_scheduler.tasks.values() if ts.prefix.name == prefix)
+
+    return int(get_cluster(cluster).client.run_on_scheduler(count))
 
 
 def test_a_finished_run_leaves_no_result_on_the_cluster(cluster: str) -> None:
@@ -440,7 +448,7 @@ def test_a_finished_run_leaves_no_result_on_the_cluster(cluster: str) -> None:
 
     @flow
     def keeps(n: int) -> int:
-        values = echo.map(range(n))
+        values = kept_value.map(range(n))
         total = sum(v.result() for v in values)
         raise ValueError(f"refusing {total}")
 
@@ -452,9 +460,9 @@ def test_a_finished_run_leaves_no_result_on_the_cluster(cluster: str) -> None:
             with pytest.raises(ValueError, match=f"refusing {n * (n - 1) // 2}"):
                 keeps(n)
         deadline = time.monotonic() + 10
-        while held_on_cluster(cluster) and time.monotonic() < deadline:
+        while held_on_cluster(cluster, "kept_value") and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert held_on_cluster(cluster) == 0
+        assert held_on_cluster(cluster, "kept_value") == 0
     finally:
         gc.enable()
 

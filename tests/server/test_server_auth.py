@@ -40,14 +40,14 @@ def test_every_api_route_answers_401_without_the_token(live: Live) -> None:
     assert ("GET", f"/api/v1/deployments/{FILLER}") in routes
     checked = 0
     for method, path in routes:
-        if path == "/api/v1/health":
-            continue
+        if path == "/api/v1/health" or path.startswith("/api/v1/webhooks/"):
+            continue  # webhooks: signed by their own secret instead (test_webhooks.py)
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
             answer = httpx.request(method, live.url + path, headers=headers)
             assert answer.status_code == 401, (method, path, headers, answer.text)
             assert answer.headers["www-authenticate"] == "Bearer"
         checked += 1
-    assert checked == len(routes) - 1
+    assert checked == len(routes) - 2
     assert httpx.get(f"{live.url}/api/v1/openapi.json").status_code == 401
     assert httpx.get(f"{live.url}/api/v1/health").status_code == 200
 

@@ -118,4 +118,4 @@ def _create(store: Store, ref: str, values: dict[str, str]) -> str:
         flow = flow_of(dep)
     except DagflowError as exc:  # its file cannot be loaded here: said on the page
         raise DeploymentError(str(exc)) from None
-    return create_run(store, dep, flow, forms.pairs_of(values))
+    return create_run(store, dep, flow, forms.pairs_of(values), requested_by="the Run form")

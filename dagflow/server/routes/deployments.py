@@ -94,7 +94,9 @@ def create_run(
 
     dep = store.deployment(ref)
     params_json = json.dumps(body.parameters) if body.parameters else None
-    run_id = create(store, dep, flow_of(dep), body.params, params_json)
+    run_id = create(
+        store, dep, flow_of(dep), body.params, params_json, requested_by="the server's API"
+    )
     run = store.run_summary(run_id).run
     return RunCreatedOut(
         id=run_id, deployment=dep.full_name, state=run.state, parameters=run.parameters

@@ -1,7 +1,7 @@
 """Flow runs learn `resume_requested`: a FAILED or CRASHED run queued for a serving process.
 
-Revision ID: 0009
-Revises: 0005 (re-chained at merge)
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-02
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
