@@ -76,7 +76,12 @@ _WHERE = {
 _MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
 
 
+_SUBMODULES = ("variables",)  # `dagflow.variables.get(...)` without an import
+
+
 def __getattr__(name: str) -> _typing.Any:
+    if name in _SUBMODULES:
+        return _importlib.import_module(f"dagflow.{name}")
     module = _MODULE_OF.get(name)
     if module is None:
         raise AttributeError(f"module 'dagflow' has no attribute {name!r}")

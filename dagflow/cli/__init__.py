@@ -10,6 +10,7 @@ db.py           dagflow db upgrade|info
 serve.py        dagflow serve                     (the scheduler itself: dagflow.scheduler)
 deployments.py  dagflow deployments ls|show|run|pause|resume|rm|backfill
 server.py       dagflow server start|token        (the server itself: dagflow.server)
+variables.py    dagflow variables set|get|ls|rm
 ```
 
 Every error dagflow raises on purpose carries its exit code (`dagflow.errors`); `DagflowGroup`
@@ -50,6 +51,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "server": (
         "dagflow.cli.server:server",
         "The dagflow server: REST API (/api/v1) and pages to watch and control runs.",
+    ),
+    "variables": (
+        "dagflow.cli.variables:variables",
+        "Variables: named JSON values that flows and tasks read.",
     ),
 }
 

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from distributed.client import FutureCancelledError
 
+from dagflow.core.config import EMPTY, RunConfig, secret_parameter_values
 from dagflow.core.flow import FlowDefinition
 from dagflow.core.keys import parse_key
 from dagflow.core.machine import ResultInfo, RunState
@@ -72,6 +73,7 @@ class FlowRunner:
         resume: ResumePlan | None = None,
         resumed_from: tuple[StateType, int] | None = None,
         scheduled: bool = False,
+        config: RunConfig = EMPTY,
     ) -> None:
         self.flow = flow
         self.parameters = parameters
@@ -95,8 +97,16 @@ class FlowRunner:
             entrypoint=entrypoint_of(flow),
         )
         prior = resume.attempts() if resume is not None else None
+        # What the run reads (variables, secrets) as it was when it started; a subflow reads
+        # its parent's. Secret values and `SecretStr` parameters are masked in what it records.
+        base: RunConfig = parent.config if parent is not None else config
+        self.config: RunConfig = base.with_masked(secret_parameter_values(parameters))
         self.tracker = RunTracker(
-            RunState(self.flow_run, prior), self.sinks, settings.log_max_record, self._hold
+            RunState(self.flow_run, prior),
+            self.sinks,
+            settings.log_max_record,
+            self._hold,
+            masker=self.config.masker,
         )
         self.lock = self.tracker.lock
         self.children: list[FlowRunner] = []

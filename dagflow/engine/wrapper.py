@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import cloudpickle
 
+from dagflow.core.config import EMPTY, Masker, RunConfig
 from dagflow.core.context import TaskRunContext, current_task_run
 from dagflow.core.keys import logical
 from dagflow.core.machine import Report, ResultInfo
@@ -113,6 +114,18 @@ def _portable(error: BaseException, task: str, run_id: str) -> BaseException:
     return error
 
 
+def _masked_error(error: BaseException, task: str, run_id: str, masker: Masker) -> BaseException:
+    """`error`, or when its text holds a secret value, a `TaskFailed` with that text masked
+    (the error travels to the driver and is raised to the flow's caller)."""
+    text = error_text(error)
+    hidden = masker(text)
+    if hidden == text:
+        return error
+    return TaskFailed(
+        f"task {task!r} failed: {hidden}", task=task, run_id=run_id, cause=type(error).__name__
+    )
+
+
 def _check_picklable(value: Any, task: str) -> None:
     """Raise a clear TypeError if `value` could not leave this worker."""
     if type(value) in _SIMPLE:
@@ -148,6 +161,7 @@ _STATE = (
     "spent_retries",
     "code",
     "log_limits",
+    "config",
 )
 
 
@@ -167,6 +181,7 @@ class TaskCall:
         force: bool = False,
         spent_retries: bool = False,
         log_limits: LogLimits = DEFAULT_LOG_LIMITS,
+        config: RunConfig = EMPTY,
     ) -> None:
         self.fn: Callable[..., Any] = task.fn
         self.options: TaskOptions = task.options
@@ -180,6 +195,9 @@ class TaskCall:
         self.spent_retries = spent_retries  # earlier attempts count against the retries
         self.code = code_token(task.fn) if persist or earlier else ""
         self.log_limits = log_limits
+        # The run's variables and secrets travel inside the payload (pickled once per task per
+        # run), so a worker that cannot reach the database has them; nothing records them.
+        self.config = config
         self.by_reference = False  # the function travels as module + name (`shipping.py`)
         self._payload: bytes | None = None
 
@@ -226,6 +244,7 @@ class TaskCall:
         name = self.name
         options = self.options
         key = f"{name}[{index}]"
+        masker = self.config.masker
 
         def report(
             state: str,
@@ -239,6 +258,9 @@ class TaskCall:
                 message = storable(message)
             if tb is not None and not tb.isascii():
                 tb = storable(tb)
+            if masker is not None:
+                message = masker(message)
+                tb = masker.optional(tb)
             box.put(
                 topic,
                 Report(name, index, state, time.time(), attempt, where, message, error_type, tb,
@@ -264,7 +286,7 @@ class TaskCall:
             report(CACHED, 0, found.message, result=found.result)
             return found.value
 
-        emitter = TaskLog(box, topic, name, index, where, self.log_limits)
+        emitter = TaskLog(box, topic, name, index, where, self.log_limits, masker)
         fn = self.fn
         plain = options.timeout is None and not options.log_prints
         made = [0]  # the attempt in progress, for the report of a final failure
@@ -272,7 +294,9 @@ class TaskCall:
         def attempt(n: int) -> Any:
             made[0] = n
             report(RUNNING, n, found.message if n == 1 else "")
-            token = current_task_run.set(TaskRunContext(self.run_id, key, options.name, n, emitter))
+            token = current_task_run.set(
+                TaskRunContext(self.run_id, key, options.name, n, emitter, self.config)
+            )
             try:
                 value = fn(*args, **kwargs) if plain else run_guarded(fn, args, kwargs, options)
                 _check_picklable(value, options.name)
@@ -294,7 +318,10 @@ class TaskCall:
             state = TIMED_OUT if isinstance(exc, TaskTimeout) else FAILED
             tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
             report(state, made[0] or 1, error_text(exc), type(exc).__name__, tb)
-            return Failure(options.name, key, state, _portable(exc, options.name, self.run_id))
+            portable = _portable(exc, options.name, self.run_id)
+            if masker is not None:
+                portable = _masked_error(portable, options.name, self.run_id, masker)
+            return Failure(options.name, key, state, portable)
         emitter.close()
         report(COMPLETED, n, result=result)
         return value

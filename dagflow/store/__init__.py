@@ -9,7 +9,8 @@ open_store(url)  ->  Store  ── database.py   engine, version check, Alembic 
                            ├── crashes.py    stale heartbeat -> CRASHED, recorded on read
                            ├── resume.py     what resume needs: the run reopened, task outcomes
                            ├── deployments.py  deployments registered, read, paused, removed
-                           └── ticks.py      scheduled runs: created, claimed, taken, cancelled once
+                           ├── ticks.py      scheduled runs: created, claimed, taken, cancelled once
+                           └── variables.py  named JSON values; a run's `RunConfig` is read here
 ```
 
 The database is `DAGFLOW_DATABASE_URL`, else SQLite at `DAGFLOW_HOME/dagflow.db` (`settings.py`).
@@ -29,6 +30,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
+from dagflow.core.config import RunConfig
 from dagflow.core.deployments import Deployment
 from dagflow.core.history import Attempt, FlowSummary, HistoryStep, RunSummary, Setback, TaskGroup
 from dagflow.core.runs import FlowRun, LogEvent
@@ -37,6 +39,7 @@ from dagflow.errors import StoreError
 from dagflow.settings import Settings
 from dagflow.store import control, database, resume, ticks
 from dagflow.store import deployments as deployment_rows
+from dagflow.store import variables as variable_rows
 from dagflow.store.browse import (
     Browser,
     Cursor,
@@ -51,6 +54,7 @@ from dagflow.store.resume import ReopenedRun, TaskOutcome
 from dagflow.store.schema import flow_runs, flows, logs, task_runs
 from dagflow.store.settings import StoreSettings, display_url, load_settings
 from dagflow.store.ticks import Claimed, NewRun
+from dagflow.store.variables import Variable
 from dagflow.store.writer import StoreWriter
 
 __all__ = [
@@ -68,6 +72,7 @@ __all__ = [
     "StoreWriter",
     "TaskOutcome",
     "TaskRunPage",
+    "Variable",
     "open_store",
 ]
 
@@ -318,6 +323,30 @@ class Store:
 
     def cancel_requests(self, run_ids: Sequence[str]) -> list[str]:
         return ticks.cancel_requests(self.engine, run_ids)
+
+    # ------------------------------------------------------------------ configuration
+
+    def set_variable(self, name: str, value: object) -> None:
+        """Set variable `name` to the JSON value `value` (made, or replaced)."""
+        variable_rows.set_value(self.engine, name, value, time.time())
+
+    def variable(self, name: str) -> Variable:
+        """One variable; `NotFound` naming it if there is none."""
+        with self.reader.connect() as conn:
+            return variable_rows.get(conn, name)
+
+    def variables(self) -> list[Variable]:
+        """Every variable, by name."""
+        with self.reader.connect() as conn:
+            return variable_rows.listed(conn)
+
+    def remove_variable(self, name: str) -> None:
+        variable_rows.remove(self.engine, name)
+
+    def run_config(self) -> RunConfig:
+        """What a run starting now reads: every variable (one query)."""
+        with self.reader.connect() as conn:
+            return RunConfig(variables=variable_rows.all_values(conn))
 
     # ------------------------------------------------------------------ the database
 

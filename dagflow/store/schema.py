@@ -17,6 +17,9 @@
   `idempotency_key`, unique, so a tick's run is created once whoever asks. `claimed_by` /
   `claimed_at` say which serve process claimed it; `cancel_requested` is when someone asked to
   cancel it (a live driver polls it).
+- `variables`: named JSON values (`dagflow variables`), read by flows and tasks.
+- `secrets`: named values encrypted with Fernet (`store/secrets.py`); the plain value is never
+  stored, and only a run's driver decrypts it.
 
 `state_history`, `logs` and `task_edges` name their run without a foreign key: they are the hot,
 append-only tables, a key check per row would cost about as much as the insert itself, and the
@@ -197,4 +200,22 @@ deployment_schedules = Table(
     Column("interval_seconds", Float, nullable=True),
     Column("anchor", Float, nullable=True),
     Column("timezone", String(64), nullable=False),
+)
+
+variables = Table(
+    "variables",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("value", Text, nullable=False),  # JSON
+    Column("created", Float, nullable=False),
+    Column("updated", Float, nullable=False),
+)
+
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("token", Text, nullable=False),  # a Fernet token of the UTF-8 value
+    Column("created", Float, nullable=False),
+    Column("updated", Float, nullable=False),
 )

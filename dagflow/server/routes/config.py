@@ -1,0 +1,67 @@
+"""`/api/v1/variables`: read, set and remove variables (named JSON values), with the token.
+
+A name in a path follows `dagflow.core.config.NAME` (422 otherwise); an unknown one is 404. A
+value is any JSON (`PUT` body `{"value": ...}`), at most a million characters of it (400).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Path, Response
+from pydantic import BaseModel, ConfigDict
+
+from dagflow.server.context import get_store, require_token
+from dagflow.server.models import utc
+from dagflow.store import Store, Variable
+
+router = APIRouter(tags=["configuration"], dependencies=[Depends(require_token)])
+
+NamePath = Path(
+    pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$",
+    description="a variable's name: a letter or _, then letters, digits, _ . -",
+)
+
+
+class VariableOut(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    value: Any
+    created: datetime | None
+    updated: datetime | None
+
+    @classmethod
+    def of(cls, v: Variable) -> VariableOut:
+        return cls(name=v.name, value=v.value, created=utc(v.created), updated=utc(v.updated))
+
+
+class VariableIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    value: Any
+
+
+@router.get("/variables", response_model=list[VariableOut], summary="Every variable, by name")
+def list_variables(store: Store = Depends(get_store)) -> list[VariableOut]:
+    return [VariableOut.of(v) for v in store.variables()]
+
+
+@router.get("/variables/{name}", response_model=VariableOut, summary="One variable")
+def get_variable(name: str = NamePath, store: Store = Depends(get_store)) -> VariableOut:
+    return VariableOut.of(store.variable(name))
+
+
+@router.put("/variables/{name}", response_model=VariableOut, summary="Set a variable")
+def set_variable(
+    body: VariableIn, name: str = NamePath, store: Store = Depends(get_store)
+) -> VariableOut:
+    store.set_variable(name, body.value)
+    return VariableOut.of(store.variable(name))
+
+
+@router.delete("/variables/{name}", status_code=204, summary="Remove a variable")
+def remove_variable(name: str = NamePath, store: Store = Depends(get_store)) -> Response:
+    store.remove_variable(name)
+    return Response(status_code=204)

@@ -1,0 +1,38 @@
+"""Configuration: variables (named JSON values) and secrets (Fernet-encrypted values).
+
+Revision ID: 0007
+Revises: 0005
+Create Date: 2026-12-02
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0007"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "variables",
+        sa.Column("name", sa.String(255), primary_key=True),
+        sa.Column("value", sa.Text, nullable=False),
+        sa.Column("created", sa.Float, nullable=False),
+        sa.Column("updated", sa.Float, nullable=False),
+    )
+    op.create_table(
+        "secrets",
+        sa.Column("name", sa.String(255), primary_key=True),
+        sa.Column("token", sa.Text, nullable=False),
+        sa.Column("created", sa.Float, nullable=False),
+        sa.Column("updated", sa.Float, nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("secrets")
+    op.drop_table("variables")
