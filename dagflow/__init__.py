@@ -36,6 +36,7 @@ if _typing.TYPE_CHECKING:
         FutureMisuse,
         InvalidTransition,
         ParameterError,
+        SecretError,
         SettingsError,
         StoreError,
         TaskFailed,
@@ -64,6 +65,7 @@ _WHERE = {
         "FutureMisuse",
         "InvalidTransition",
         "ParameterError",
+        "SecretError",
         "SettingsError",
         "StoreError",
         "TaskFailed",
@@ -76,7 +78,7 @@ _WHERE = {
 _MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
 
 
-_SUBMODULES = ("variables",)  # `dagflow.variables.get(...)` without an import
+_SUBMODULES = ("secrets", "variables")  # `dagflow.variables.get(...)` without an import
 
 
 def __getattr__(name: str) -> _typing.Any:
@@ -110,6 +112,7 @@ __all__ = [
     "InvalidTransition",
     "LogEvent",
     "ParameterError",
+    "SecretError",
     "SettingsError",
     "StateEvent",
     "StateType",

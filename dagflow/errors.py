@@ -17,6 +17,7 @@ DagflowError
 │   └── StateConflict      the run is not in a state that allows what was asked (cancel, resume)
 ├── ClusterError           a cluster could not be found, started or reached
 ├── SettingsError          a DAGFLOW_* environment variable holds a bad value
+├── SecretError            the key of secrets is missing, malformed or wrong
 ├── DeploymentError        a deployment or schedule is wrong (cron, time zone, interval, field)
 └── UsageError             what a command was given names nothing usable (file, module, flow)
 ```
@@ -200,6 +201,15 @@ class ClusterError(DagflowError):
 
 class SettingsError(DagflowError):
     """A `DAGFLOW_*` environment variable holds a value dagflow cannot use."""
+
+    exit_code = 2
+
+
+class SecretError(DagflowError):
+    """Secrets cannot be read or written: no key, a malformed or wrong key.
+
+    Its message never holds a secret value or a key.
+    """
 
     exit_code = 2
 

@@ -11,6 +11,7 @@ serve.py        dagflow serve                     (the scheduler itself: dagflow
 deployments.py  dagflow deployments ls|show|run|pause|resume|rm|backfill
 server.py       dagflow server start|token        (the server itself: dagflow.server)
 variables.py    dagflow variables set|get|ls|rm
+secrets.py      dagflow secrets set|ls|rm|rotate-key
 ```
 
 Every error dagflow raises on purpose carries its exit code (`dagflow.errors`); `DagflowGroup`
@@ -55,6 +56,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "variables": (
         "dagflow.cli.variables:variables",
         "Variables: named JSON values that flows and tasks read.",
+    ),
+    "secrets": (
+        "dagflow.cli.secrets:secrets",
+        "Secrets: encrypted values that only flows and tasks read.",
     ),
 }
 

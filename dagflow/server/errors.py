@@ -8,6 +8,7 @@
 | `ParameterError` | 422, with one entry per bad parameter |
 | `UsageError`, `SettingsError`, `DefinitionError` | 400 |
 | any other `StoreError` (the database failed) | 503 |
+| `SecretError` (the server has no key, or the wrong one, for its secrets) | 503 |
 
 A client's mistake is answered and logged as one line at most, never with a traceback; only a bug
 in dagflow (an unexpected exception) is logged with its traceback, as a 500. The body is always
@@ -28,6 +29,7 @@ from dagflow.errors import (
     DefinitionError,
     NotFound,
     ParameterError,
+    SecretError,
     SettingsError,
     StateConflict,
     StoreError,
@@ -51,7 +53,7 @@ def status_of(exc: DagflowError) -> int:
         return 422
     if isinstance(exc, (UsageError, SettingsError, DefinitionError)):
         return 400
-    if isinstance(exc, StoreError):
+    if isinstance(exc, (StoreError, SecretError)):
         return 503
     return 500
 

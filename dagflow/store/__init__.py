@@ -10,7 +10,8 @@ open_store(url)  ->  Store  ── database.py   engine, version check, Alembic 
                            ├── resume.py     what resume needs: the run reopened, task outcomes
                            ├── deployments.py  deployments registered, read, paused, removed
                            ├── ticks.py      scheduled runs: created, claimed, taken, cancelled once
-                           └── variables.py  named JSON values; a run's `RunConfig` is read here
+                           ├── variables.py  named JSON values; a run's `RunConfig` is read here
+                           └── secrets.py    Fernet-encrypted values (keys: secretkey.py)
 ```
 
 The database is `DAGFLOW_DATABASE_URL`, else SQLite at `DAGFLOW_HOME/dagflow.db` (`settings.py`).
@@ -30,15 +31,16 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
-from dagflow.core.config import RunConfig
+from dagflow.core.config import RunConfig, masker_for
 from dagflow.core.deployments import Deployment
 from dagflow.core.history import Attempt, FlowSummary, HistoryStep, RunSummary, Setback, TaskGroup
 from dagflow.core.runs import FlowRun, LogEvent
 from dagflow.core.states import StateType
-from dagflow.errors import StoreError
+from dagflow.errors import SecretError, StoreError
 from dagflow.settings import Settings
 from dagflow.store import control, database, resume, ticks
 from dagflow.store import deployments as deployment_rows
+from dagflow.store import secrets as secret_rows
 from dagflow.store import variables as variable_rows
 from dagflow.store.browse import (
     Browser,
@@ -52,6 +54,8 @@ from dagflow.store.deployments import DeploymentInfo
 from dagflow.store.reader import Reader, parse_state
 from dagflow.store.resume import ReopenedRun, TaskOutcome
 from dagflow.store.schema import flow_runs, flows, logs, task_runs
+from dagflow.store.secretkey import Keyring
+from dagflow.store.secrets import SecretInfo
 from dagflow.store.settings import StoreSettings, display_url, load_settings
 from dagflow.store.ticks import Claimed, NewRun
 from dagflow.store.variables import Variable
@@ -67,6 +71,7 @@ __all__ = [
     "ReopenedRun",
     "RunFilter",
     "RunPage",
+    "SecretInfo",
     "Setback",
     "Store",
     "StoreWriter",
@@ -105,6 +110,7 @@ class Store:
         self.browser = Browser(self.reader)
         self._writer: StoreWriter | None = None
         self._lock = threading.Lock()
+        self.keys = Keyring(settings)
 
     def __repr__(self) -> str:
         return f"Store({display_url(self.url)!r})"
@@ -343,10 +349,35 @@ class Store:
     def remove_variable(self, name: str) -> None:
         variable_rows.remove(self.engine, name)
 
-    def run_config(self) -> RunConfig:
-        """What a run starting now reads: every variable (one query)."""
+    def set_secret(self, name: str, value: str) -> None:
+        """Encrypt and store `value` as secret `name` (the key file is made on first use)."""
+        secret_rows.set_value(self.engine, self.keys, name, value, time.time())
+
+    def secrets(self) -> list[SecretInfo]:
+        """Every secret's name and times (never a value)."""
         with self.reader.connect() as conn:
-            return RunConfig(variables=variable_rows.all_values(conn))
+            return secret_rows.listed(conn)
+
+    def remove_secret(self, name: str) -> None:
+        secret_rows.remove(self.engine, name)
+
+    def rotate_secret_key(self) -> int:
+        """Re-encrypt every secret with a new key (or `DAGFLOW_SECRET_KEY`'s first); how many."""
+        return secret_rows.rotate(self.engine, self.keys)
+
+    def run_config(self) -> RunConfig:
+        """What a run starting now reads: every variable, every secret decrypted (two queries).
+
+        A key that cannot decrypt the secrets does not stop the run: reading a secret in it
+        raises that error, and reading none works.
+        """
+        with self.reader.connect() as conn:
+            values = variable_rows.all_values(conn)
+            try:
+                plain = secret_rows.decrypt_all(conn, self.keys)
+            except SecretError as exc:
+                return RunConfig(values, {}, str(exc))
+        return RunConfig(values, plain, None, masker_for(plain.values()))
 
     # ------------------------------------------------------------------ the database
 

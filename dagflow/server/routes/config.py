@@ -1,4 +1,7 @@
-"""`/api/v1/variables`: read, set and remove variables (named JSON values), with the token.
+"""`/api/v1/variables` and `/api/v1/secrets`: configuration, with the token.
+
+Variables are read, set and removed; secrets are set and removed, and listed by name only: no
+route answers a secret's value, and a refused body never echoes it (422 without the input).
 
 A name in a path follows `dagflow.core.config.NAME` (422 otherwise); an unknown one is 404. A
 value is any JSON (`PUT` body `{"value": ...}`), at most a million characters of it (400).
@@ -10,11 +13,12 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from dagflow.core.config import MIN_MASKED
 from dagflow.server.context import get_store, require_token
 from dagflow.server.models import utc
-from dagflow.store import Store, Variable
+from dagflow.store import SecretInfo, Store, Variable
 
 router = APIRouter(tags=["configuration"], dependencies=[Depends(require_token)])
 
@@ -64,4 +68,45 @@ def set_variable(
 @router.delete("/variables/{name}", status_code=204, summary="Remove a variable")
 def remove_variable(name: str = NamePath, store: Store = Depends(get_store)) -> Response:
     store.remove_variable(name)
+    return Response(status_code=204)
+
+
+# ---------------------------------------------------------------------------- secrets
+# Write-only: a value goes in (PUT) and is never answered, listed or echoed back.
+
+
+class SecretOut(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    created: datetime | None
+    updated: datetime | None
+
+    @classmethod
+    def of(cls, s: SecretInfo) -> SecretOut:
+        return cls(name=s.name, created=utc(s.created), updated=utc(s.updated))
+
+
+class SecretIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    value: SecretStr = Field(min_length=MIN_MASKED, max_length=64 * 1024)
+
+
+@router.get("/secrets", response_model=list[SecretOut], summary="Every secret's name (no value)")
+def list_secrets(store: Store = Depends(get_store)) -> list[SecretOut]:
+    return [SecretOut.of(s) for s in store.secrets()]
+
+
+@router.put(
+    "/secrets/{name}", status_code=204, summary="Set a secret (the value is never answered)"
+)
+def set_secret(body: SecretIn, name: str = NamePath, store: Store = Depends(get_store)) -> Response:
+    store.set_secret(name, body.value.get_secret_value())
+    return Response(status_code=204)
+
+
+@router.delete("/secrets/{name}", status_code=204, summary="Remove a secret")
+def remove_secret(name: str = NamePath, store: Store = Depends(get_store)) -> Response:
+    store.remove_secret(name)
     return Response(status_code=204)
