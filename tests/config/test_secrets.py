@@ -302,3 +302,17 @@ def test_a_secret_missing_in_a_run_fails_the_task_naming_it(
     run = needs_secret.run()
     assert run.state is S.FAILED
     assert "no secret named 'nowhere'" in (run.error or "")
+
+
+def test_the_api_takes_values_and_never_answers_them(secret_key: str, live: Live) -> None:
+    http = live.http
+    value = f"api-{uuid.uuid4().hex}"
+    assert http.put("/api/v1/secrets/api_token", json={"value": value}).status_code == 204
+    listed = http.get("/api/v1/secrets")
+    assert [s["name"] for s in listed.json()] == ["api_token"] and value not in listed.text
+    refused = http.put("/api/v1/secrets/api_token", json={"value": "abc", "extra": value})
+    assert refused.status_code == 422 and value not in refused.text and "abc" not in refused.text
+    assert http.put("/api/v1/secrets/bad%20name", json={"value": value}).status_code == 422
+    assert http.get("/api/v1/secrets/api_token").status_code in (404, 405)
+    assert http.delete("/api/v1/secrets/api_token").status_code == 204
+    assert http.delete("/api/v1/secrets/api_token").status_code == 404

@@ -9,16 +9,19 @@ value is any JSON (`PUT` body `{"value": ...}`), at most a million characters of
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Response
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from fastapi import APIRouter, Depends, Path, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from dagflow.core.config import MIN_MASKED
 from dagflow.server.context import get_store, require_token
+from dagflow.server.errors import bad_input
 from dagflow.server.models import utc
 from dagflow.store import SecretInfo, Store, Variable
+from dagflow.store.secrets import MAX_VALUE_CHARS
 
 router = APIRouter(tags=["configuration"], dependencies=[Depends(require_token)])
 
@@ -88,9 +91,29 @@ class SecretOut(BaseModel):
 
 
 class SecretIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+    """The body of `PUT /secrets/{name}` (read by hand: FastAPI's 422 would echo the input)."""
 
-    value: SecretStr = Field(min_length=MIN_MASKED, max_length=64 * 1024)
+    model_config = ConfigDict(extra="forbid")
+
+    value: str = Field(min_length=MIN_MASKED, max_length=MAX_VALUE_CHARS)
+
+
+async def secret_value(request: Request) -> str:
+    """The value of a `PUT /secrets/{name}` body; a refusal names the field, never the input."""
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        bad_input("body", "value", "the body is not JSON")
+    if not isinstance(body, dict) or set(body) != {"value"}:
+        bad_input("body", "value", 'the body must be {"value": "..."} and nothing else')
+    value = body["value"]
+    if not isinstance(value, str) or not MIN_MASKED <= len(value) <= MAX_VALUE_CHARS:
+        bad_input(
+            "body",
+            "value",
+            f"a string of {MIN_MASKED} to {MAX_VALUE_CHARS:,} characters",
+        )
+    return value
 
 
 @router.get("/secrets", response_model=list[SecretOut], summary="Every secret's name (no value)")
@@ -99,10 +122,22 @@ def list_secrets(store: Store = Depends(get_store)) -> list[SecretOut]:
 
 
 @router.put(
-    "/secrets/{name}", status_code=204, summary="Set a secret (the value is never answered)"
+    "/secrets/{name}",
+    status_code=204,
+    summary="Set a secret (the value is never answered)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": SecretIn.model_json_schema()}},
+        }
+    },
 )
-def set_secret(body: SecretIn, name: str = NamePath, store: Store = Depends(get_store)) -> Response:
-    store.set_secret(name, body.value.get_secret_value())
+def set_secret(
+    name: str = NamePath,
+    value: str = Depends(secret_value),
+    store: Store = Depends(get_store),
+) -> Response:
+    store.set_secret(name, value)
     return Response(status_code=204)
 
 
