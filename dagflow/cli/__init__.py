@@ -12,6 +12,7 @@ deployments.py  dagflow deployments ls|show|run|pause|resume|rm|backfill
 server.py       dagflow server start|token        (the server itself: dagflow.server)
 variables.py    dagflow variables set|get|ls|rm
 secrets.py      dagflow secrets set|ls|rm|rotate-key
+concurrency.py  dagflow concurrency set|ls|rm
 ```
 
 Every error dagflow raises on purpose carries its exit code (`dagflow.errors`); `DagflowGroup`
@@ -60,6 +61,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "secrets": (
         "dagflow.cli.secrets:secrets",
         "Secrets: encrypted values that only flows and tasks read.",
+    ),
+    "concurrency": (
+        "dagflow.cli.concurrency:concurrency",
+        "Concurrency limits: at most N task runs with a tag at once.",
     ),
 }
 

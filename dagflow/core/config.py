@@ -1,4 +1,5 @@
-"""A run's configuration: the variables and secrets it reads, and the masking of secret values.
+"""A run's configuration: the variables and secrets it reads, the concurrency limits of its
+tasks' tags, and the masking of secret values.
 
 A run reads its configuration once, when it starts (`RunConfig`, made by the driver from the
 run history): the flow body reads it from its `FlowRunContext`, and every task call carries it
@@ -104,18 +105,22 @@ class RunConfig:
     secrets: Mapping[str, str] = field(default_factory=dict)
     secret_error: str | None = None
     masker: Masker | None = None
+    limits: Mapping[str, int] = field(default_factory=dict)  # tag -> task runs at once
+
+    def limits_of(self, tags: Iterable[str]) -> tuple[tuple[str, int], ...]:
+        """The limited tags among `tags` with their limits, by tag (the order slots are taken
+        in, so two tasks never wait for each other's)."""
+        limits = self.limits
+        if not limits:
+            return ()
+        return tuple(sorted((t, limits[t]) for t in set(tags) if t in limits))
 
     def with_masked(self, values: Iterable[str]) -> RunConfig:
         """This configuration masking `values` too (a run's `SecretStr` parameters)."""
         extra = [v for v in values if v]
         if not extra:
             return self
-        return RunConfig(
-            self.variables,
-            self.secrets,
-            self.secret_error,
-            masker_for([*self.secrets.values(), *extra]),
-        )
+        return replace(self, masker=masker_for([*self.secrets.values(), *extra]))
 
 
 EMPTY = RunConfig()

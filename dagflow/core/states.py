@@ -61,7 +61,16 @@ FAILURE_STATES = frozenset({S.FAILED, S.TIMED_OUT, S.UPSTREAM_FAILED, S.CRASHED}
 TRANSITIONS: dict[StateType, frozenset[StateType]] = {
     S.SCHEDULED: frozenset({S.PENDING, S.CANCELLED, S.CRASHED}),
     S.PENDING: frozenset(
-        {S.RUNNING, S.CACHED, S.UPSTREAM_FAILED, S.CANCELLING, S.CANCELLED, S.CRASHED, S.FAILED}
+        {
+            S.PENDING,  # still waiting, now with a reason (a concurrency slot of its tag)
+            S.RUNNING,
+            S.CACHED,
+            S.UPSTREAM_FAILED,
+            S.CANCELLING,
+            S.CANCELLED,
+            S.CRASHED,
+            S.FAILED,
+        }
     ),
     S.RUNNING: frozenset(
         {

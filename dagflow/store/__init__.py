@@ -11,6 +11,7 @@ open_store(url)  ->  Store  ── database.py   engine, version check, Alembic 
                            ├── deployments.py  deployments registered, read, paused, removed
                            ├── ticks.py      scheduled runs: created, claimed, taken, cancelled once
                            ├── variables.py  named JSON values; a run's `RunConfig` is read here
+                           ├── limits.py     concurrency limits by tag
                            └── secrets.py    Fernet-encrypted values (keys: secretkey.py)
 ```
 
@@ -40,6 +41,7 @@ from dagflow.errors import SecretError, StoreError
 from dagflow.settings import Settings
 from dagflow.store import control, database, resume, ticks
 from dagflow.store import deployments as deployment_rows
+from dagflow.store import limits as limit_rows
 from dagflow.store import secrets as secret_rows
 from dagflow.store import variables as variable_rows
 from dagflow.store.browse import (
@@ -51,6 +53,7 @@ from dagflow.store.browse import (
 )
 from dagflow.store.database import SchemaStatus, driver_reason
 from dagflow.store.deployments import DeploymentInfo
+from dagflow.store.limits import ConcurrencyLimit
 from dagflow.store.reader import Reader, parse_state
 from dagflow.store.resume import ReopenedRun, TaskOutcome
 from dagflow.store.schema import flow_runs, flows, logs, task_runs
@@ -63,6 +66,7 @@ from dagflow.store.writer import StoreWriter
 
 __all__ = [
     "Claimed",
+    "ConcurrencyLimit",
     "DatabaseInfo",
     "DeploymentInfo",
     "FlowSummary",
@@ -365,19 +369,32 @@ class Store:
         """Re-encrypt every secret with a new key (or `DAGFLOW_SECRET_KEY`'s first); how many."""
         return secret_rows.rotate(self.engine, self.keys)
 
+    def set_concurrency_limit(self, tag: str, slots: int) -> None:
+        """At most `slots` task runs tagged `tag` at once (for runs started from now on)."""
+        limit_rows.set_limit(self.engine, tag, slots, time.time())
+
+    def concurrency_limits(self) -> list[ConcurrencyLimit]:
+        with self.reader.connect() as conn:
+            return limit_rows.listed(conn)
+
+    def remove_concurrency_limit(self, tag: str) -> None:
+        limit_rows.remove(self.engine, tag)
+
     def run_config(self) -> RunConfig:
-        """What a run starting now reads: every variable, every secret decrypted (two queries).
+        """What a run starting now reads: every variable, every secret decrypted, every
+        concurrency limit (three queries).
 
         A key that cannot decrypt the secrets does not stop the run: reading a secret in it
         raises that error, and reading none works.
         """
         with self.reader.connect() as conn:
             values = variable_rows.all_values(conn)
+            limits = limit_rows.all_limits(conn)
             try:
                 plain = secret_rows.decrypt_all(conn, self.keys)
             except SecretError as exc:
-                return RunConfig(values, {}, str(exc))
-        return RunConfig(values, plain, None, masker_for(plain.values()))
+                return RunConfig(values, {}, str(exc), limits=limits)
+        return RunConfig(values, plain, None, masker_for(plain.values()), limits)
 
     # ------------------------------------------------------------------ the database
 

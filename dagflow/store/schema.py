@@ -18,6 +18,7 @@
   `claimed_at` say which serve process claimed it; `cancel_requested` is when someone asked to
   cancel it (a live driver polls it).
 - `variables`: named JSON values (`dagflow variables`), read by flows and tasks.
+- `concurrency_limits`: at most `slots` task runs carrying `tag` at once, across the cluster.
 - `secrets`: named values encrypted with Fernet (`store/secrets.py`); the plain value is never
   stored, and only a run's driver decrypts it.
 
@@ -216,6 +217,15 @@ secrets = Table(
     metadata,
     Column("name", String(255), primary_key=True),
     Column("token", Text, nullable=False),  # a Fernet token of the UTF-8 value
+    Column("created", Float, nullable=False),
+    Column("updated", Float, nullable=False),
+)
+
+concurrency_limits = Table(
+    "concurrency_limits",
+    metadata,
+    Column("tag", String(255), primary_key=True),
+    Column("slots", Integer, nullable=False),
     Column("created", Float, nullable=False),
     Column("updated", Float, nullable=False),
 )

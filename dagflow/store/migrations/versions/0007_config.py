@@ -1,4 +1,5 @@
-"""Configuration: variables (named JSON values) and secrets (Fernet-encrypted values).
+"""Configuration: variables (named JSON values), secrets (Fernet-encrypted values) and
+concurrency limits by tag.
 
 Revision ID: 0007
 Revises: 0005
@@ -31,8 +32,16 @@ def upgrade() -> None:
         sa.Column("created", sa.Float, nullable=False),
         sa.Column("updated", sa.Float, nullable=False),
     )
+    op.create_table(
+        "concurrency_limits",
+        sa.Column("tag", sa.String(255), primary_key=True),
+        sa.Column("slots", sa.Integer, nullable=False),
+        sa.Column("created", sa.Float, nullable=False),
+        sa.Column("updated", sa.Float, nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("concurrency_limits")
     op.drop_table("secrets")
     op.drop_table("variables")
