@@ -10,8 +10,9 @@ One `LocalCluster` (2 worker processes x 1 thread); the same flow of N no-op tas
 - `secret set`: untagged, with one secret stored (the run decrypts it; every report and log
   record of every task goes through the masker).
 
-Each repetition runs the variants in turn; the table shows medians and ratios to `plain`, all
-from one run of this script. Runs record into SQLite in a fresh DAGFLOW_HOME.
+Each repetition runs the variants in turn; the table shows medians, bests (the least disturbed
+run, on a loaded machine) and their ratios to `plain`, all from one run of this script. Runs
+record into SQLite in a fresh DAGFLOW_HOME.
 
     python -m benchmarks.concurrency [--tasks 1000] [--repeat 3]
 """
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",
         ) as cluster,
         cluster.get_client() as client,
     ):
@@ -117,11 +118,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"command: python -m benchmarks.concurrency {' '.join(sys.argv[1:])}".rstrip())
     print(f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}")
     print(f"{args.tasks} no-op tasks, {args.repeat} repetitions, LocalCluster 2x1 processes\n")
-    print("| variant | median s | ms/task | ratio to plain |")
-    print("|---|---|---|---|")
+    best = min(times["plain"])
+    print("| variant | median s | ms/task | median/plain | best s | best/plain | every run s |")
+    print("|---|---|---|---|---|---|---|")
     for name, values in times.items():
         median = statistics.median(values)
-        print(f"| {name} | {median:.3f} | {1000 * median / args.tasks:.2f} | {median / base:.2f} |")
+        every = " ".join(f"{v:.2f}" for v in values)
+        print(
+            f"| {name} | {median:.3f} | {1000 * median / args.tasks:.2f} | {median / base:.2f} "
+            f"| {min(values):.3f} | {min(values) / best:.2f} | {every} |"
+        )
     return 0
 
 
