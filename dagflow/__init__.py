@@ -25,6 +25,7 @@ if _typing.TYPE_CHECKING:
     from dagflow.decorators import Flow, Task, flow, task
     from dagflow.engine.caching import CacheContext, inputs_hash
     from dagflow.engine.logs import get_run_logger
+    from dagflow.engine.pausing import pause
     from dagflow.errors import (
         ClusterError,
         DagflowError,
@@ -36,6 +37,7 @@ if _typing.TYPE_CHECKING:
         FutureMisuse,
         InvalidTransition,
         ParameterError,
+        PauseRejected,
         SecretError,
         SettingsError,
         StoreError,
@@ -54,6 +56,7 @@ _WHERE = {
     "dagflow.decorators": ("Flow", "Task", "flow", "task"),
     "dagflow.engine.caching": ("CacheContext", "inputs_hash"),
     "dagflow.engine.logs": ("get_run_logger",),
+    "dagflow.engine.pausing": ("pause",),
     "dagflow.errors": (
         "ClusterError",
         "DagflowError",
@@ -65,6 +68,7 @@ _WHERE = {
         "FutureMisuse",
         "InvalidTransition",
         "ParameterError",
+        "PauseRejected",
         "SecretError",
         "SettingsError",
         "StoreError",
@@ -112,6 +116,7 @@ __all__ = [
     "InvalidTransition",
     "LogEvent",
     "ParameterError",
+    "PauseRejected",
     "SecretError",
     "SettingsError",
     "StateEvent",
@@ -131,6 +136,7 @@ __all__ = [
     "get_run_logger",
     "inputs_hash",
     "list_flow_runs",
+    "pause",
     "serve",
     "task",
     "unmapped",

@@ -9,7 +9,8 @@ DagflowError
 │   ├── TaskTimeout        the task ran past its `timeout`
 │   └── UpstreamFailed     the task did not run because an upstream failed
 ├── FlowFailed             a flow run ended FAILED or CRASHED; carries run id and cause
-│   └── FlowTimeout        the flow ran past its `timeout`
+│   ├── FlowTimeout        the flow ran past its `timeout`
+│   └── PauseRejected      a run paused for approval was rejected, or not approved in time
 ├── FlowCancelled          the flow run was cancelled (Ctrl-C, or on request)
 ├── InvalidTransition      a state change the state machine forbids (a bug, never user input)
 ├── StoreError             the run history database refused or failed
@@ -163,6 +164,10 @@ class FlowFailed(DagflowError):
 
 class FlowTimeout(FlowFailed, TimeoutError):
     """A flow ran past its `timeout`."""
+
+
+class PauseRejected(FlowFailed):
+    """A run paused for approval was rejected, or nobody approved it in time (not retried)."""
 
 
 class FlowCancelled(DagflowError):

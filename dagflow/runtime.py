@@ -158,6 +158,7 @@ def run_flow(
         resumed_from=resumed_from,
         scheduled=scheduled,
         config=store.run_config(),
+        pauses=store,
     )
     from dagflow.cancels import watcher
 

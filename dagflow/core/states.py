@@ -87,7 +87,8 @@ TRANSITIONS: dict[StateType, frozenset[StateType]] = {
         }
     ),
     S.RETRYING: frozenset({S.RUNNING, S.CANCELLING, S.CANCELLED, S.CRASHED, S.FAILED}),
-    S.PAUSED: frozenset({S.RUNNING, S.CANCELLING, S.CANCELLED, S.CRASHED}),
+    # rejected, or not approved in time (FAILED); the flow's own timeout (TIMED_OUT)
+    S.PAUSED: frozenset({S.RUNNING, S.CANCELLING, S.CANCELLED, S.CRASHED, S.FAILED, S.TIMED_OUT}),
     S.CANCELLING: frozenset({S.CANCELLED, S.CRASHED, S.COMPLETED, S.FAILED}),
     S.COMPLETED: frozenset({S.PENDING}),
     S.CACHED: frozenset({S.PENDING}),

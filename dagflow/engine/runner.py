@@ -24,6 +24,7 @@ from dagflow.core.config import EMPTY, RunConfig, secret_parameter_values
 from dagflow.core.flow import FlowDefinition
 from dagflow.core.keys import parse_key
 from dagflow.core.machine import ResultInfo, RunState
+from dagflow.core.pauses import PauseBoard
 from dagflow.core.reuse import ResumePlan, plan_from
 from dagflow.core.runs import FlowRun, FlowRunStarted
 from dagflow.core.states import StateType
@@ -33,7 +34,7 @@ from dagflow.engine.scheduler_state import trim_on_scheduler
 from dagflow.engine.sinks import EventSink
 from dagflow.engine.tracker import RunTracker, run_hooks
 from dagflow.engine.wrapper import error_text
-from dagflow.errors import FlowCancelled, FlowFailed, FlowTimeout, UpstreamFailed
+from dagflow.errors import FlowCancelled, FlowFailed, FlowTimeout, PauseRejected, UpstreamFailed
 from dagflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class FlowRunner:
         resumed_from: tuple[StateType, int] | None = None,
         scheduled: bool = False,
         config: RunConfig = EMPTY,
+        pauses: PauseBoard | None = None,
     ) -> None:
         self.flow = flow
         self.parameters = parameters
@@ -99,6 +101,9 @@ class FlowRunner:
         prior = resume.attempts() if resume is not None else None
         # What the run reads (variables, secrets) as it was when it started; a subflow reads
         # its parent's. Secret values and `SecretStr` parameters are masked in what it records.
+        # Where `dagflow.pause()` records the run's pauses and reads their answers.
+        self.pauses: PauseBoard | None = parent.pauses if parent is not None else pauses
+        self.pauses_made = 0
         base: RunConfig = parent.config if parent is not None else config
         self.config: RunConfig = base.with_masked(secret_parameter_values(parameters))
         self.tracker = RunTracker(
@@ -179,7 +184,11 @@ class FlowRunner:
         while True:
             self.state.attempt += 1
             state, message, error = self._run_attempt()
-            retry = state in (S.FAILED, S.TIMED_OUT) and not self.cancel_requested
+            retry = (
+                state in (S.FAILED, S.TIMED_OUT)
+                and not self.cancel_requested
+                and not isinstance(error, PauseRejected)  # an approver's no is final
+            )
             attempt = self.state.attempt
             if retry and policy.should_retry(error or Exception(), attempt - 1):
                 self._carry_over()
@@ -342,7 +351,7 @@ class FlowRunner:
     def cancel(self, reason: str) -> None:
         """Cancel this run (and its subflows): stop its tasks on the cluster."""
         with self.lock:
-            if self.flow_run.state is S.RUNNING:
+            if self.flow_run.state in (S.RUNNING, S.PAUSED):
                 self.tracker.flow_transition(S.CANCELLING, reason)
             self.cancel_requested = True
         if self.current is not None:

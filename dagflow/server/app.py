@@ -31,7 +31,7 @@ from dagflow.server import errors
 from dagflow.server.auth import Auth
 from dagflow.server.context import LoginRequired, ServerContext, require_token
 from dagflow.server.pages import views
-from dagflow.server.routes import config, flows, runs
+from dagflow.server.routes import config, flows, pauses, runs
 from dagflow.store import Store
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,7 @@ def create_app(store: Store, token: str) -> FastAPI:
     api.include_router(flows.router)
     api.include_router(runs.router)
     api.include_router(config.router)
+    api.include_router(pauses.router)
     app.include_router(api)
 
     @app.get(f"{API}/openapi.json", include_in_schema=False, dependencies=[Depends(require_token)])

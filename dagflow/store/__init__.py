@@ -12,6 +12,7 @@ open_store(url)  ->  Store  ── database.py   engine, version check, Alembic 
                            ├── ticks.py      scheduled runs: created, claimed, taken, cancelled once
                            ├── variables.py  named JSON values; a run's `RunConfig` is read here
                            ├── limits.py     concurrency limits by tag
+                           ├── pauses.py     pauses for approval: opened, answered, settled
                            └── secrets.py    Fernet-encrypted values (keys: secretkey.py)
 ```
 
@@ -27,6 +28,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import URL
@@ -35,6 +37,7 @@ from sqlalchemy.exc import DBAPIError
 from dagflow.core.config import RunConfig, masker_for
 from dagflow.core.deployments import Deployment
 from dagflow.core.history import Attempt, FlowSummary, HistoryStep, RunSummary, Setback, TaskGroup
+from dagflow.core.pauses import Pause, PauseStatus
 from dagflow.core.runs import FlowRun, LogEvent
 from dagflow.core.states import StateType
 from dagflow.errors import SecretError, StoreError
@@ -42,6 +45,7 @@ from dagflow.settings import Settings
 from dagflow.store import control, database, resume, ticks
 from dagflow.store import deployments as deployment_rows
 from dagflow.store import limits as limit_rows
+from dagflow.store import pauses as pause_rows
 from dagflow.store import secrets as secret_rows
 from dagflow.store import variables as variable_rows
 from dagflow.store.browse import (
@@ -333,6 +337,42 @@ class Store:
 
     def cancel_requests(self, run_ids: Sequence[str]) -> list[str]:
         return ticks.cancel_requests(self.engine, run_ids)
+
+    # ------------------------------------------------------------------ pauses for approval
+    # (`dagflow.core.pauses.PauseBoard`: the driver's side; `answer_pause`: an approver's)
+
+    def open_pause(
+        self,
+        run_id: str,
+        number: int,
+        reason: str,
+        input_schema: dict[str, Any] | None,
+        deadline: float | None,
+    ) -> None:
+        pause_rows.open_pause(
+            self.engine, run_id, number, reason, input_schema, deadline, time.time()
+        )
+
+    def read_pause(self, run_id: str, number: int) -> Pause:
+        with self.reader.connect() as conn:
+            return pause_rows.read(conn, run_id, number)
+
+    def settle_pause(self, run_id: str, number: int, status: PauseStatus, error: str = "") -> None:
+        pause_rows.settle(self.engine, run_id, number, status, error, time.time())
+
+    def answer_pause(
+        self, ref: str, approve: bool, value: Any = None, by: str = "", reason: str = ""
+    ) -> Pause:
+        """Approve (with the input `value`) or reject the open pause of run `ref`."""
+        run_id = self.reader.resolve(ref)
+        self.reader.detect_crashes([run_id])
+        return pause_rows.answer(self.engine, run_id, approve, value, by, reason, time.time())
+
+    def last_pause(self, ref: str) -> Pause | None:
+        """The last pause of run `ref`, if it ever paused."""
+        run_id = self.reader.resolve(ref)
+        with self.reader.connect() as conn:
+            return pause_rows.latest(conn, run_id)
 
     # ------------------------------------------------------------------ configuration
 

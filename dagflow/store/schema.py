@@ -18,6 +18,8 @@
   `claimed_at` say which serve process claimed it; `cancel_requested` is when someone asked to
   cancel it (a live driver polls it).
 - `variables`: named JSON values (`dagflow variables`), read by flows and tasks.
+- `run_pauses`: a run's pauses for approval (`dagflow.pause`), one row per pause, with the
+  answer an approver gave and what the run's driver made of it.
 - `concurrency_limits`: at most `slots` task runs carrying `tag` at once, across the cluster.
 - `secrets`: named values encrypted with Fernet (`store/secrets.py`); the plain value is never
   stored, and only a run's driver decrypts it.
@@ -228,4 +230,20 @@ concurrency_limits = Table(
     Column("slots", Integer, nullable=False),
     Column("created", Float, nullable=False),
     Column("updated", Float, nullable=False),
+)
+
+run_pauses = Table(
+    "run_pauses",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("number", Integer, primary_key=True),  # the body's first pause is 1
+    Column("reason", Text, nullable=False),
+    Column("input_schema", Text, nullable=True),  # JSON schema of the expected input
+    Column("created", Float, nullable=False),
+    Column("deadline", Float, nullable=True),
+    Column("status", String(16), nullable=False),  # dagflow.core.pauses.PauseStatus
+    Column("submitted", Text, nullable=True),  # the input given with an approval (JSON)
+    Column("answered_by", String(255), nullable=True),
+    Column("error", Text, nullable=True),  # why the last input was refused
+    Column("decided", Float, nullable=True),
 )

@@ -258,7 +258,7 @@ def test_a_0002_database_upgrades_in_place_with_its_runs(tmp_path: Path) -> None
     engine.dispose()
     store = open_store(url)
     try:
-        assert store.status.current == "0002" and head_revision() == "0005"
+        assert store.status.current == "0002" and head_revision() >= "0005"  # later ones too
         tables = set(inspect(store.engine).get_table_names())
         assert {"deployments", "deployment_schedules"} <= tables
         run = store.get_flow_run("run-1")
