@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 if _typing.TYPE_CHECKING:
     from dagflow.core.deployments import Deployment
     from dagflow.core.graph import TaskFuture, allow_failure, unmapped
+    from dagflow.core.notify import Notifier
     from dagflow.core.runs import FlowRun, LogEvent, StateEvent, TaskRun
     from dagflow.core.states import StateType, Transition
     from dagflow.decorators import Flow, Task, flow, task
@@ -51,6 +52,7 @@ if _typing.TYPE_CHECKING:
 _WHERE = {
     "dagflow.core.deployments": ("Deployment",),
     "dagflow.core.graph": ("TaskFuture", "allow_failure", "unmapped"),
+    "dagflow.core.notify": ("Notifier",),
     "dagflow.core.runs": ("FlowRun", "LogEvent", "StateEvent", "TaskRun"),
     "dagflow.core.states": ("StateType", "Transition"),
     "dagflow.decorators": ("Flow", "Task", "flow", "task"),
@@ -115,6 +117,7 @@ __all__ = [
     "FutureMisuse",
     "InvalidTransition",
     "LogEvent",
+    "Notifier",
     "ParameterError",
     "PauseRejected",
     "SecretError",

@@ -77,6 +77,13 @@ def pause(
     runner.tracker.flow_transition(
         StateType.PAUSED, f"paused for approval: {reason} ({hint})" if reason else f"({hint})"
     )
+    for sink in runner.sinks:  # recorded PAUSED before anyone is told to answer it
+        try:
+            sink.flush(timeout=10)
+        except Exception:
+            pass  # a failing sink is the sink's to report
+    if runner.flow.options.notify:
+        runner.notify("PAUSED", None, f"{reason} ({hint})" if reason else hint)
     while True:
         _stop_if_cancelled(runner)
         found = board.read_pause(runner.run_id, number)

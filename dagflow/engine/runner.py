@@ -328,6 +328,8 @@ class FlowRunner:
             fr._exception = FlowCancelled(
                 f"flow run {self.run_id} cancelled: {message}", run_id=self.run_id
             )
+        if self.config.masker is not None:
+            message = self.config.masker(message)
         fr.error = message or None
         result = self.result if state is S.COMPLETED else None
         self.tracker.flow_transition(state, message, fr.error_type, result)
@@ -340,7 +342,23 @@ class FlowRunner:
             run_hooks(options.on_crashed, self.flow, fr)
         elif final.is_failure:
             run_hooks(options.on_failure, self.flow, fr)
+        if options.notify:
+            self.notify(final.value, fr.error)
         self.tracker.release_all()
+
+    def notify(self, state: str, error: str | None, reason: str | None = None) -> None:
+        """Tell the flow's notifiers (`notify=`) that asked for `state`; never raises."""
+        from dagflow.notifications import send_quietly
+
+        send_quietly(
+            self.flow.options.notify,
+            state,
+            self.flow.name,
+            self.run_id,
+            error,
+            self.settings.api_url,
+            reason,
+        )
 
     def check_running(self) -> None:
         """Refuse new work (a subflow) once this run is cancelled or timed out."""
