@@ -15,6 +15,7 @@ run, on a loaded machine) and their ratios to `plain`, all from one run of this 
 record into SQLite in a fresh DAGFLOW_HOME.
 
     python -m benchmarks.concurrency [--tasks 1000] [--repeat 3]
+    python -m benchmarks.concurrency --micro     # the task wrapper alone, in-process
 """
 
 from __future__ import annotations
@@ -65,11 +66,54 @@ def timed(flow_: Any, n: int, address: str) -> float:
     return elapsed
 
 
+class _Box:
+    """Stands in for a worker's outbox: keeps nothing (the wrapper's own cost is measured)."""
+
+    def put(self, topic: str, record: Any) -> None:
+        pass
+
+
+def wrapper_cost(calls: int, repeat: int) -> dict[str, float]:
+    """Microseconds per `TaskCall.execute` of a no-op task, in this process, best of `repeat`:
+    untagged, tagged without a limit, and a secret's masker on every report."""
+    from dagflow.core.config import RunConfig, masker_for
+    from dagflow.engine.wrapper import TaskCall
+
+    limits = RunConfig(limits={"other": 3})
+    secret = RunConfig(secrets={"pw": "a-password-1"}, masker=masker_for(["a-password-1"]))
+    variants = {
+        "plain": TaskCall(plain_task, "run", "topic", "plain-x"),
+        "unlimited tag": TaskCall(bulk_task, "run", "topic", "bulk-x", config=limits),
+        "secret set": TaskCall(plain_task, "run", "topic", "plain-y", config=secret),
+    }
+    assert not variants["unlimited tag"].limits
+    box = _Box()
+    best = dict.fromkeys(variants, float("inf"))
+    for _ in range(repeat):
+        for name, call in variants.items():
+            start = time.perf_counter()
+            for i in range(calls):
+                call.execute(box, "w", i, [], False, (i,), {})
+            best[name] = min(best[name], (time.perf_counter() - start) / calls * 1e6)
+    return best
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--micro", action="store_true", help="only the wrapper's cost per call, in-process"
+    )
     args = parser.parse_args(argv)
+    if args.micro:
+        costs = wrapper_cost(20_000, 7)
+        print(f"load average {os.getloadavg()[0]:.2f}; TaskCall.execute of a no-op, best of 7")
+        print("| variant | us per call | ratio to plain |")
+        print("|---|---|---|")
+        for name, us in costs.items():
+            print(f"| {name} | {us:.2f} | {us / costs['plain']:.2f} |")
+        return 0
     home = tempfile.mkdtemp(prefix="dagflow-bench-config-")
     os.environ["DAGFLOW_HOME"] = home
     os.environ.pop("DAGFLOW_DATABASE_URL", None)
