@@ -30,7 +30,7 @@ import dagflow
 from dagflow.server import errors
 from dagflow.server.auth import Auth
 from dagflow.server.context import LoginRequired, ServerContext, require_token
-from dagflow.server.pages import views
+from dagflow.server.pages import approval, views
 from dagflow.server.routes import config, flows, pauses, runs
 from dagflow.store import Store
 
@@ -97,6 +97,7 @@ def create_app(store: Store, token: str) -> FastAPI:
         return app.openapi()
 
     app.include_router(views.router)
+    app.include_router(approval.router)
     app.mount("/assets", StaticFiles(directory=ASSETS), name="assets")
     app.mount("/bokeh/static", StaticFiles(directory=_bokehjs()), name="bokehjs")
     app.mount(f"{API}/docs/static", StaticFiles(directory=_swagger_ui()), name="swagger-ui")
