@@ -30,7 +30,7 @@ import dagflow
 from dagflow.server import errors
 from dagflow.server.auth import Auth
 from dagflow.server.context import LoginRequired, ServerContext, require_token
-from dagflow.server.pages import approval, views
+from dagflow.server.pages import approval, configuration, views
 from dagflow.server.routes import config, flows, pauses, runs
 from dagflow.store import Store
 
@@ -98,6 +98,7 @@ def create_app(store: Store, token: str) -> FastAPI:
 
     app.include_router(views.router)
     app.include_router(approval.router)
+    app.include_router(configuration.router)
     app.mount("/assets", StaticFiles(directory=ASSETS), name="assets")
     app.mount("/bokeh/static", StaticFiles(directory=_bokehjs()), name="bokehjs")
     app.mount(f"{API}/docs/static", StaticFiles(directory=_swagger_ui()), name="swagger-ui")

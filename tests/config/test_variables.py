@@ -178,3 +178,24 @@ def test_flows_and_tasks_on_worker_processes_read_variables(
     failed = reads_a_missing_variable.run()
     assert failed.state is StateType.FAILED
     assert "no variable named 'not_set_anywhere'" in (failed.error or "")
+
+
+def test_the_configuration_page_shows_variables_and_only_names_of_secrets(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cryptography.fernet import Fernet
+
+    from dagflow.store import open_store
+
+    monkeypatch.setenv("DAGFLOW_SECRET_KEY", Fernet.generate_key().decode())
+    store = open_store(str(live.store.url.render_as_string(hide_password=False)))
+    try:
+        store.set_variable("region", "<script>alert(1)</script>")
+        store.set_secret("db_password", "hunter2-hunter2")
+        store.set_concurrency_limit("db", 2)
+    finally:
+        store.close()
+    html = live.get("/config").text
+    assert "db_password" in html and "hunter2" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert" not in html
+    assert "<td><code>db</code></td><td>2</td>" in html
