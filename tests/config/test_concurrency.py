@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -147,3 +148,62 @@ def test_db_tasks_never_run_more_than_two_at_once_across_three_runs(
     ]
     assert waited, "some db task waited for a slot, PENDING with a message"
     assert "waiting for a concurrency slot of tag 'db' (at most 2 task runs at once)" in waited
+
+
+# ---------------------------------------------------------------------------- a dead worker's slot
+
+DYING_FLOW = """
+import os, time
+from pathlib import Path
+from dagflow import flow, task
+
+
+@task(tags=["db"])
+def hog(marker: str) -> str:
+    if not Path(marker).exists():
+        Path(marker).write_text(str(time.time()))
+        os._exit(1)  # the worker dies holding the only slot of tag db
+    return "done"
+
+
+@flow(name="dying_holder", timeout=120)
+def dying_holder(marker: str) -> str:
+    return hog(marker).result()
+"""
+
+
+@pytest.mark.slow
+def test_a_slot_held_by_a_dead_worker_comes_back(
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import textwrap
+
+    from tests.clusters.dask_procs import DaskProcesses, load_module
+
+    # Leases expire after 3 s here (30 s by default), checked every second.
+    monkeypatch.setenv("DASK_DISTRIBUTED__SCHEDULER__LOCKS__LEASE_TIMEOUT", "3s")
+    monkeypatch.setenv("DASK_DISTRIBUTED__SCHEDULER__LOCKS__LEASE_VALIDATION_INTERVAL", "1s")
+    monkeypatch.setenv("DAGFLOW_DATABASE_URL", sqlite_url)
+    from dagflow.runtime import default_store, run_flow
+
+    default_store().set_concurrency_limit("db", 1)
+    path = tmp_path / "flows" / "dying_holder_flow.py"
+    path.parent.mkdir()
+    path.write_text(textwrap.dedent(DYING_FLOW))
+    module = load_module(path)
+    procs = DaskProcesses(tmp_path)
+    try:
+        procs.start_scheduler()
+        procs.add_worker()
+        procs.add_worker()
+        procs.wait_for_workers(2)
+        marker = tmp_path / "died"
+        run = run_flow(module.dying_holder, {"marker": str(marker)}, cluster=procs.address)
+    finally:
+        procs.stop()
+    assert run.state is S.COMPLETED, (run.error, procs.logs())
+    (hog,) = run.tasks_named("hog")
+    states = [t.to_state for t in hog.history]
+    assert S.CRASHED in states  # the attempt lost with its worker
+    died = float(marker.read_text())
+    assert hog.started is not None and hog.started - died >= 2.0  # it waited for the lease
