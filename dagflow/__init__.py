@@ -20,11 +20,13 @@ __version__ = "0.1.0"
 if _typing.TYPE_CHECKING:
     from dagflow.core.deployments import Deployment
     from dagflow.core.graph import TaskFuture, allow_failure, unmapped
+    from dagflow.core.notify import Notifier
     from dagflow.core.runs import FlowRun, LogEvent, StateEvent, TaskRun
     from dagflow.core.states import StateType, Transition
     from dagflow.decorators import Flow, Task, flow, task
     from dagflow.engine.caching import CacheContext, inputs_hash
     from dagflow.engine.logs import get_run_logger
+    from dagflow.engine.pausing import pause
     from dagflow.errors import (
         ClusterError,
         DagflowError,
@@ -36,6 +38,8 @@ if _typing.TYPE_CHECKING:
         FutureMisuse,
         InvalidTransition,
         ParameterError,
+        PauseRejected,
+        SecretError,
         SettingsError,
         StoreError,
         TaskFailed,
@@ -48,11 +52,13 @@ if _typing.TYPE_CHECKING:
 _WHERE = {
     "dagflow.core.deployments": ("Deployment",),
     "dagflow.core.graph": ("TaskFuture", "allow_failure", "unmapped"),
+    "dagflow.core.notify": ("Notifier",),
     "dagflow.core.runs": ("FlowRun", "LogEvent", "StateEvent", "TaskRun"),
     "dagflow.core.states": ("StateType", "Transition"),
     "dagflow.decorators": ("Flow", "Task", "flow", "task"),
     "dagflow.engine.caching": ("CacheContext", "inputs_hash"),
     "dagflow.engine.logs": ("get_run_logger",),
+    "dagflow.engine.pausing": ("pause",),
     "dagflow.errors": (
         "ClusterError",
         "DagflowError",
@@ -64,6 +70,8 @@ _WHERE = {
         "FutureMisuse",
         "InvalidTransition",
         "ParameterError",
+        "PauseRejected",
+        "SecretError",
         "SettingsError",
         "StoreError",
         "TaskFailed",
@@ -76,7 +84,12 @@ _WHERE = {
 _MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
 
 
+_SUBMODULES = ("secrets", "variables")  # `dagflow.variables.get(...)` without an import
+
+
 def __getattr__(name: str) -> _typing.Any:
+    if name in _SUBMODULES:
+        return _importlib.import_module(f"dagflow.{name}")
     module = _MODULE_OF.get(name)
     if module is None:
         raise AttributeError(f"module 'dagflow' has no attribute {name!r}")
@@ -104,7 +117,10 @@ __all__ = [
     "FutureMisuse",
     "InvalidTransition",
     "LogEvent",
+    "Notifier",
     "ParameterError",
+    "PauseRejected",
+    "SecretError",
     "SettingsError",
     "StateEvent",
     "StateType",
@@ -123,6 +139,7 @@ __all__ = [
     "get_run_logger",
     "inputs_hash",
     "list_flow_runs",
+    "pause",
     "serve",
     "task",
     "unmapped",

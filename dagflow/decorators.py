@@ -47,6 +47,13 @@ class Task(TaskDefinition[P, R]):
 class Flow(FlowDefinition[P, R]):
     """A flow: call it for its value, `run` it for its `FlowRun`, `resume` a run of it."""
 
+    def __init__(self, fn: Callable[P, R], options: FlowOptions) -> None:
+        super().__init__(fn, options)
+        if options.notify:  # each URL checked by Apprise now, not when a run fails
+            from dagflow.notifications import check_urls
+
+            check_urls(options.name, options.notify)
+
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the flow and return its value; raises if the run does not complete.
 

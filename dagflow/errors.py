@@ -9,7 +9,8 @@ DagflowError
 │   ├── TaskTimeout        the task ran past its `timeout`
 │   └── UpstreamFailed     the task did not run because an upstream failed
 ├── FlowFailed             a flow run ended FAILED or CRASHED; carries run id and cause
-│   └── FlowTimeout        the flow ran past its `timeout`
+│   ├── FlowTimeout        the flow ran past its `timeout`
+│   └── PauseRejected      a run paused for approval was rejected, or not approved in time
 ├── FlowCancelled          the flow run was cancelled (Ctrl-C, or on request)
 ├── InvalidTransition      a state change the state machine forbids (a bug, never user input)
 ├── StoreError             the run history database refused or failed
@@ -17,6 +18,7 @@ DagflowError
 │   └── StateConflict      the run is not in a state that allows what was asked (cancel, resume)
 ├── ClusterError           a cluster could not be found, started or reached
 ├── SettingsError          a DAGFLOW_* environment variable holds a bad value
+├── SecretError            the key of secrets is missing, malformed or wrong
 ├── DeploymentError        a deployment or schedule is wrong (cron, time zone, interval, field)
 └── UsageError             what a command was given names nothing usable (file, module, flow)
 ```
@@ -164,6 +166,10 @@ class FlowTimeout(FlowFailed, TimeoutError):
     """A flow ran past its `timeout`."""
 
 
+class PauseRejected(FlowFailed):
+    """A run paused for approval was rejected, or nobody approved it in time (not retried)."""
+
+
 class FlowCancelled(DagflowError):
     """A flow run was cancelled."""
 
@@ -200,6 +206,15 @@ class ClusterError(DagflowError):
 
 class SettingsError(DagflowError):
     """A `DAGFLOW_*` environment variable holds a value dagflow cannot use."""
+
+    exit_code = 2
+
+
+class SecretError(DagflowError):
+    """Secrets cannot be read or written: no key, a malformed or wrong key.
+
+    Its message never holds a secret value or a key.
+    """
 
     exit_code = 2
 

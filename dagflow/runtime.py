@@ -5,6 +5,7 @@ the flow's `cluster=`, then `local`), opens the run history on this process (the
 never open it), and hands the runner its sinks: the store's writer and whatever the caller adds
 (the CLI's progress display). A flow called inside another flow's body runs as a subflow: a run of
 its own, linked to its parent, on the parent's cluster, recorded by the parent's sinks.
+The run reads its variables and secrets from the history once, here (`Store.run_config`).
 `resume` reopens a recorded run and runs its flow again under the same id, reusing every task
 whose result was persisted. Nothing here or anywhere else registers itself at import time.
 A worker process that imports the user's script again never starts a run (`clusters.mainguard`).
@@ -156,6 +157,8 @@ def run_flow(
         resume=resume,
         resumed_from=resumed_from,
         scheduled=scheduled,
+        config=store.run_config(),
+        pauses=store,
     )
     from dagflow.cancels import watcher
 

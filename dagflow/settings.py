@@ -16,6 +16,8 @@
 - `DAGFLOW_API_TOKEN` (none): the server's bearer token. `dagflow server start` uses it, else the
   token kept in `DAGFLOW_HOME/server-token` (made on first start); clients send it.
 - `DAGFLOW_LATE_AFTER_SECONDS` (60): a scheduled run not started this long after its tick is late.
+- `DAGFLOW_SECRET_KEY` (none): the Fernet key(s) secrets are encrypted with, comma-separated, the
+  first encrypting; without it, the key file `DAGFLOW_HOME/secret-key` (made on first use, 0600).
 
 `load()` reads them all at once, when a run starts or a command runs, and returns a frozen
 `Settings`; the parts of dagflow receive what they need from it (a worker never reads the
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dagflow.errors import SettingsError
@@ -44,6 +46,7 @@ LOG_MAX_PER_TASK = "DAGFLOW_LOG_MAX_PER_TASK"
 API_URL = "DAGFLOW_API_URL"
 API_TOKEN = "DAGFLOW_API_TOKEN"
 LATE_AFTER_SECONDS = "DAGFLOW_LATE_AFTER_SECONDS"
+SECRET_KEY = "DAGFLOW_SECRET_KEY"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,7 @@ class Settings:
     api_url: str | None = None  # a dagflow server to read through, without a trailing slash
     api_token: str | None = None
     late_after_seconds: float = 60.0
+    secret_key: str | None = field(default=None, repr=False)  # see `dagflow.store.secretkey`
 
     @property
     def sqlite_path(self) -> Path:
@@ -95,6 +99,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         api_url=_http_url(env, API_URL),
         api_token=_text(env, API_TOKEN),
         late_after_seconds=_seconds(env, LATE_AFTER_SECONDS, 60.0),
+        secret_key=_text(env, SECRET_KEY),
     )
 
 

@@ -11,6 +11,10 @@ serve.py        dagflow serve                     (the scheduler itself: dagflow
 deployments.py  dagflow deployments ls|show|run|pause|resume|rm|backfill
 events.py       dagflow events ls                 (what triggers saw, the runs' "why")
 server.py       dagflow server start|token        (the server itself: dagflow.server)
+variables.py    dagflow variables set|get|ls|rm
+secrets.py      dagflow secrets set|ls|rm|rotate-key
+concurrency.py  dagflow concurrency set|ls|rm
+approvals.py    dagflow runs approve|reject       (a run paused by dagflow.pause)
 ```
 
 Every error dagflow raises on purpose carries its exit code (`dagflow.errors`); `DagflowGroup`
@@ -36,7 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("dagflow.cli.run:run", "Run a flow from a file or a module and show its progress."),
     "resume": ("dagflow.cli.run:resume_command", "Finish a failed, crashed or cancelled run."),
     "inspect": ("dagflow.cli.run:inspect_command", "Show a flow's parameters and their schema."),
-    "runs": ("dagflow.cli.runs:runs", "Recorded flow runs: ls, show, cancel."),
+    "runs": ("dagflow.cli.runs:runs", "Recorded flow runs: ls, show, cancel, approve, reject."),
     "logs": ("dagflow.cli.logs:logs_command", "A run's logs, retries and failures, in order."),
     "cluster": ("dagflow.cli.cluster:cluster", "Start a cluster from a profile, or look at one."),
     "serve": (
@@ -52,6 +56,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "server": (
         "dagflow.cli.server:server",
         "The dagflow server: REST API (/api/v1) and pages to watch and control runs.",
+    ),
+    "variables": (
+        "dagflow.cli.variables:variables",
+        "Variables: named JSON values that flows and tasks read.",
+    ),
+    "secrets": (
+        "dagflow.cli.secrets:secrets",
+        "Secrets: encrypted values that only flows and tasks read.",
+    ),
+    "concurrency": (
+        "dagflow.cli.concurrency:concurrency",
+        "Concurrency limits: at most N task runs with a tag at once.",
     ),
 }
 

@@ -1,4 +1,5 @@
-"""`dagflow runs ls|show|cancel`: read the run history, cancel a run.
+"""`dagflow runs ls|show|cancel|approve|reject`: read the run history, cancel a run, answer a
+pause for approval (`approvals.py`).
 
 A run is named by its id or a unique prefix of it. These commands only read the database (they
 never start a cluster), through the store's methods; `--json` prints the documented documents
@@ -49,7 +50,7 @@ PROBE_SECONDS = 0.5
 
 @click.group("runs")
 def runs() -> None:
-    """Recorded flow runs: ls, show, cancel."""
+    """Recorded flow runs: ls, show, cancel, approve, reject."""
 
 
 @runs.command("ls")
@@ -311,3 +312,13 @@ def cluster_alive(fr: FlowRun) -> bool:
             return True
     except OSError:
         return False
+
+
+def _add_approvals() -> None:
+    from dagflow.cli.approvals import approve, reject
+
+    runs.add_command(approve)
+    runs.add_command(reject)
+
+
+_add_approvals()

@@ -3,7 +3,8 @@
 Two context variables. The engine's flow runner sets `current_flow_run` in the thread that runs a
 flow body, and the task wrapper sets `current_task_run` around a task's function. They are read by
 task calls (inside a flow a call adds to the run's graph; outside it runs here), by subflow calls
-(a flow called inside a flow runs as a child of the current run) and by `get_run_logger()`.
+(a flow called inside a flow runs as a child of the current run), by `get_run_logger()`, and by
+`dagflow.variables` / `dagflow.secrets` (each context carries the run's `RunConfig`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from dagflow.core.config import EMPTY, RunConfig
 
 if TYPE_CHECKING:
     from dagflow.core.graph import RunGraph
@@ -28,6 +31,7 @@ class TaskRunContext:
     task_name: str
     attempt: int
     emit_log: EmitLog
+    config: RunConfig = EMPTY
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +43,7 @@ class FlowRunContext:
     graph: RunGraph
     runner: Any  # the engine's FlowRunner: a subflow becomes its child
     emit_log: EmitLog
+    config: RunConfig = EMPTY
 
 
 current_flow_run: ContextVar[FlowRunContext | None] = ContextVar("dagflow_flow_run", default=None)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from dagflow.core.notify import Notifier, check_notify
 from dagflow.core.retry import (
     RetryPolicy,
     backoff_option,
@@ -290,6 +291,9 @@ class FlowOptions(_Options):
     on_completion: Hooks = option((), check_hooks, "hook(flow, flow_run) when it completes")
     on_failure: Hooks = option((), check_hooks, "hook(flow, flow_run) when it fails")
     on_crashed: Hooks = option((), check_hooks, "hook(flow, flow_run) when it crashes")
+    notify: tuple[Notifier, ...] = option(
+        (), check_notify, "Apprise URLs (or Notifier(url, on=[states])) told of its runs' states"
+    )
     retry: RetryPolicy = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -61,7 +61,16 @@ FAILURE_STATES = frozenset({S.FAILED, S.TIMED_OUT, S.UPSTREAM_FAILED, S.CRASHED}
 TRANSITIONS: dict[StateType, frozenset[StateType]] = {
     S.SCHEDULED: frozenset({S.PENDING, S.CANCELLED, S.CRASHED}),
     S.PENDING: frozenset(
-        {S.RUNNING, S.CACHED, S.UPSTREAM_FAILED, S.CANCELLING, S.CANCELLED, S.CRASHED, S.FAILED}
+        {
+            S.PENDING,  # still waiting, now with a reason (a concurrency slot of its tag)
+            S.RUNNING,
+            S.CACHED,
+            S.UPSTREAM_FAILED,
+            S.CANCELLING,
+            S.CANCELLED,
+            S.CRASHED,
+            S.FAILED,
+        }
     ),
     S.RUNNING: frozenset(
         {
@@ -78,7 +87,8 @@ TRANSITIONS: dict[StateType, frozenset[StateType]] = {
         }
     ),
     S.RETRYING: frozenset({S.RUNNING, S.CANCELLING, S.CANCELLED, S.CRASHED, S.FAILED}),
-    S.PAUSED: frozenset({S.RUNNING, S.CANCELLING, S.CANCELLED, S.CRASHED}),
+    # rejected, or not approved in time (FAILED); the flow's own timeout (TIMED_OUT)
+    S.PAUSED: frozenset({S.RUNNING, S.CANCELLING, S.CANCELLED, S.CRASHED, S.FAILED, S.TIMED_OUT}),
     S.CANCELLING: frozenset({S.CANCELLED, S.CRASHED, S.COMPLETED, S.FAILED}),
     S.COMPLETED: frozenset({S.PENDING}),
     S.CACHED: frozenset({S.PENDING}),

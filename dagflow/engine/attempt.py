@@ -36,6 +36,7 @@ from dagflow.engine.wrapper import Failure, error_text
 from dagflow.errors import ClusterError, DagflowError, DefinitionError, TaskFailed, UpstreamFailed
 
 if TYPE_CHECKING:
+    from dagflow.core.config import RunConfig
     from dagflow.core.flow import FlowDefinition
     from dagflow.engine.compiler import ResumePlan
     from dagflow.engine.tracker import RunTracker
@@ -55,6 +56,7 @@ class Run(Protocol):
     settings: Settings
     resume: ResumePlan | None
     span: dict[str, tuple[str, ...]]
+    config: RunConfig
 
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,7 @@ class FlowAttempt:
             persist_all=runner.flow.options.persist_results,
             resume=runner.resume,
             shipping=shipping_for(runner.client),
+            config=runner.config,
         )
         self.observed: set[str] = set()  # failed keys whose error the body saw or allowed
         self.planner = MapPlanner(self._threads)  # how maps are cut into chunks
@@ -96,7 +99,9 @@ class FlowAttempt:
         """The body thread: run the flow function, then wait for every task it started."""
         runner = self.runner
         flow = runner.flow
-        ctx = FlowRunContext(self.run_id, flow.name, self.graph, runner, self.tracker.flow_log)
+        ctx = FlowRunContext(
+            self.run_id, flow.name, self.graph, runner, self.tracker.flow_log, runner.config
+        )
         token = current_flow_run.set(ctx)
         try:
             args, kwargs = flow.parameters.call_arguments(runner.parameters)

@@ -27,6 +27,7 @@ from dask._task_spec import Dict, List, Set, TaskRef, Tuple
 from dask._task_spec import Task as SpecTask
 from dask.highlevelgraph import HighLevelGraph
 
+from dagflow.core.config import EMPTY, RunConfig
 from dagflow.core.graph import (
     Call,
     Column,
@@ -116,8 +117,10 @@ class Compiler:
         persist_all: bool = False,
         resume: ResumePlan | None = None,
         shipping: Shipping | None = None,
+        config: RunConfig = EMPTY,
     ) -> None:
         self.run_id = run_id
+        self.config = config
         self.shipping = shipping
         self.topic = topic
         self.results_url = results_url
@@ -172,6 +175,7 @@ class Compiler:
                 force=resume.force if resume is not None else False,
                 spent_retries=resume.spent_retries if resume is not None else False,
                 log_limits=self.log_limits,
+                config=self.config,
             )
             try:
                 if self.shipping is not None:

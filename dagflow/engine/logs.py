@@ -18,6 +18,7 @@ import logging
 import time
 from typing import Any, NamedTuple
 
+from dagflow.core.config import Masker
 from dagflow.core.context import current_flow_run, current_task_run
 from dagflow.core.machine import LogReport, log_wire
 from dagflow.core.runs import LogEvent
@@ -95,11 +96,18 @@ DEFAULT_LOG_LIMITS = LogLimits()
 class TaskLog:
     """Ships one task execution's log records through the worker's outbox, within its limits."""
 
-    __slots__ = ("box", "dropped", "dropped_chars", "index", "limits", "name", "sent", "topic",
-                 "where")  # fmt: skip
+    __slots__ = ("box", "dropped", "dropped_chars", "index", "limits", "masker", "name", "sent",
+                 "topic", "where")  # fmt: skip
 
     def __init__(
-        self, box: Any, topic: str, name: str, index: int, where: str, limits: LogLimits
+        self,
+        box: Any,
+        topic: str,
+        name: str,
+        index: int,
+        where: str,
+        limits: LogLimits,
+        masker: Masker | None = None,
     ) -> None:
         self.box = box
         self.topic = topic
@@ -107,6 +115,7 @@ class TaskLog:
         self.index = index
         self.where = where
         self.limits = limits
+        self.masker = masker  # the run's secret values are replaced before a record leaves
         self.sent = 0
         self.dropped = 0
         self.dropped_chars = 0
@@ -116,6 +125,8 @@ class TaskLog:
             self.dropped += 1
             self.dropped_chars += len(message)
             return
+        if self.masker is not None:  # before cutting: a cut value would show its start
+            message = self.masker(message)
         message = storable(bounded(message, self.limits.record))
         self.sent += len(message)
         self._ship(level, message)

@@ -20,9 +20,11 @@ from typing import Any, Protocol
 
 from distributed.client import FutureCancelledError
 
+from dagflow.core.config import EMPTY, RunConfig, secret_parameter_values
 from dagflow.core.flow import FlowDefinition
 from dagflow.core.keys import parse_key
 from dagflow.core.machine import ResultInfo, RunState
+from dagflow.core.pauses import PauseBoard
 from dagflow.core.reuse import ResumePlan, plan_from
 from dagflow.core.runs import FlowRun, FlowRunStarted
 from dagflow.core.states import StateType
@@ -33,7 +35,7 @@ from dagflow.engine.scheduler_state import trim_on_scheduler
 from dagflow.engine.sinks import EventSink
 from dagflow.engine.tracker import RunTracker, run_hooks
 from dagflow.engine.wrapper import error_text
-from dagflow.errors import FlowCancelled, FlowFailed, FlowTimeout, UpstreamFailed
+from dagflow.errors import FlowCancelled, FlowFailed, FlowTimeout, PauseRejected, UpstreamFailed
 from dagflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,8 @@ class FlowRunner:
         resume: ResumePlan | None = None,
         resumed_from: tuple[StateType, int] | None = None,
         scheduled: bool = False,
+        config: RunConfig = EMPTY,
+        pauses: PauseBoard | None = None,
     ) -> None:
         self.flow = flow
         self.parameters = parameters
@@ -96,8 +100,19 @@ class FlowRunner:
             entrypoint=entrypoint_of(flow),
         )
         prior = resume.attempts() if resume is not None else None
+        # What the run reads (variables, secrets) as it was when it started; a subflow reads
+        # its parent's. Secret values and `SecretStr` parameters are masked in what it records.
+        # Where `dagflow.pause()` records the run's pauses and reads their answers.
+        self.pauses: PauseBoard | None = parent.pauses if parent is not None else pauses
+        self.pauses_made = 0
+        base: RunConfig = parent.config if parent is not None else config
+        self.config: RunConfig = base.with_masked(secret_parameter_values(parameters))
         self.tracker = RunTracker(
-            RunState(self.flow_run, prior), self.sinks, settings.log_max_record, self._hold
+            RunState(self.flow_run, prior),
+            self.sinks,
+            settings.log_max_record,
+            self._hold,
+            masker=self.config.masker,
         )
         self.lock = self.tracker.lock
         self.children: list[FlowRunner] = []
@@ -174,7 +189,11 @@ class FlowRunner:
         while True:
             self.state.attempt += 1
             state, message, error = self._run_attempt()
-            retry = state in (S.FAILED, S.TIMED_OUT) and not self.cancel_requested
+            retry = (
+                state in (S.FAILED, S.TIMED_OUT)
+                and not self.cancel_requested
+                and not isinstance(error, PauseRejected)  # an approver's no is final
+            )
             attempt = self.state.attempt
             if retry and policy.should_retry(error or Exception(), attempt - 1):
                 self._carry_over()
@@ -314,6 +333,8 @@ class FlowRunner:
             fr._exception = FlowCancelled(
                 f"flow run {self.run_id} cancelled: {message}", run_id=self.run_id
             )
+        if self.config.masker is not None:
+            message = self.config.masker(message)
         fr.error = message or None
         result = self.result if state is S.COMPLETED else None
         self.tracker.flow_transition(state, message, fr.error_type, result)
@@ -326,7 +347,23 @@ class FlowRunner:
             run_hooks(options.on_crashed, self.flow, fr)
         elif final.is_failure:
             run_hooks(options.on_failure, self.flow, fr)
+        if options.notify:
+            self.notify(final.value, fr.error)
         self.tracker.release_all()
+
+    def notify(self, state: str, error: str | None, reason: str | None = None) -> None:
+        """Tell the flow's notifiers (`notify=`) that asked for `state`; never raises."""
+        from dagflow.notifications import send_quietly
+
+        send_quietly(
+            self.flow.options.notify,
+            state,
+            self.flow.name,
+            self.run_id,
+            error,
+            self.settings.api_url,
+            reason,
+        )
 
     def check_running(self) -> None:
         """Refuse new work (a subflow) once this run is cancelled or timed out."""
@@ -337,7 +374,7 @@ class FlowRunner:
     def cancel(self, reason: str) -> None:
         """Cancel this run (and its subflows): stop its tasks on the cluster."""
         with self.lock:
-            if self.flow_run.state is S.RUNNING:
+            if self.flow_run.state in (S.RUNNING, S.PAUSED):
                 self.tracker.flow_transition(S.CANCELLING, reason)
             self.cancel_requested = True
         if self.current is not None:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from dagflow.core.config import Masker, masked
 from dagflow.core.graph import Call, Column, Refs
 from dagflow.core.keys import key_text, parse_key
 from dagflow.core.machine import Outcome, ResultInfo, RunState, parse_reports
@@ -42,8 +43,10 @@ class RunTracker:
         sinks: Sequence[EventSink],
         log_limit: int = 64 * 1024,
         hold: Callable[[str], Any] | None = None,
+        masker: Masker | None = None,
     ) -> None:
         self.state = state
+        self.masker = masker  # the run's secret values, replaced in what leaves the driver
         self.flow_run: FlowRun = state.flow_run
         self.run_id = state.run_id
         self.sinks = list(sinks)
@@ -190,11 +193,15 @@ class RunTracker:
         error_type: str | None = None,
         result: ResultInfo | None = None,
     ) -> None:
+        if self.masker is not None:
+            message = self.masker(message)
         with self.lock:
             ev = self.state.flow_transition(to, time.time(), message, error_type, result)
         self.emit([ev])
 
     def flow_log(self, level: int, message: str) -> None:
+        if self.masker is not None:
+            message = self.masker(message)
         message = storable(bounded(message, self.log_limit))
         with self.lock:
             if self.flow_run.state.is_final:
@@ -205,6 +212,8 @@ class RunTracker:
 
     def emit(self, events: Sequence[RunEvent]) -> None:
         if self.sinks and events:
+            if self.masker is not None:  # what workers masked already is unchanged by it
+                events = [masked(ev, self.masker) for ev in events]
             dispatch(self.sinks, events)
 
     def future_for(self, key: str) -> Any:

@@ -15,6 +15,7 @@ what it needs (core, cloudpickle, fsspec when results are stored), never the sto
 
 from __future__ import annotations
 
+import logging
 import pickle
 import threading
 import time
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import cloudpickle
 
+from dagflow.core.config import EMPTY, Masker, RunConfig
 from dagflow.core.context import TaskRunContext, current_task_run
 from dagflow.core.keys import logical
 from dagflow.core.machine import Report, ResultInfo
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
     from dagflow.core.graph import Task
     from dagflow.engine.results import ResultStorage, StoredResult
 
+PENDING = StateType.PENDING.value
 RUNNING = StateType.RUNNING.value
 RETRYING = StateType.RETRYING.value
 COMPLETED = StateType.COMPLETED.value
@@ -113,6 +116,24 @@ def _portable(error: BaseException, task: str, run_id: str) -> BaseException:
     return error
 
 
+def _masked_error(error: BaseException, task: str, run_id: str, masker: Masker) -> BaseException:
+    """`error`, or when its text holds a secret value, a `TaskFailed` with that text masked
+    (the error travels to the driver and is raised to the flow's caller)."""
+    text = error_text(error)
+    hidden = masker(text)
+    if hidden == text:
+        return error
+    return TaskFailed(
+        f"task {task!r} failed: {hidden}", task=task, run_id=run_id, cause=type(error).__name__
+    )
+
+
+def _give_back(held: list[Any]) -> None:
+    from dagflow.engine import slots
+
+    slots.give_back(held)
+
+
 def _check_picklable(value: Any, task: str) -> None:
     """Raise a clear TypeError if `value` could not leave this worker."""
     if type(value) in _SIMPLE:
@@ -148,6 +169,8 @@ _STATE = (
     "spent_retries",
     "code",
     "log_limits",
+    "config",
+    "limits",
 )
 
 
@@ -167,6 +190,7 @@ class TaskCall:
         force: bool = False,
         spent_retries: bool = False,
         log_limits: LogLimits = DEFAULT_LOG_LIMITS,
+        config: RunConfig = EMPTY,
     ) -> None:
         self.fn: Callable[..., Any] = task.fn
         self.options: TaskOptions = task.options
@@ -180,6 +204,10 @@ class TaskCall:
         self.spent_retries = spent_retries  # earlier attempts count against the retries
         self.code = code_token(task.fn) if persist or earlier else ""
         self.log_limits = log_limits
+        # The run's variables and secrets travel inside the payload (pickled once per task per
+        # run), so a worker that cannot reach the database has them; nothing records them.
+        self.config = config
+        self.limits = config.limits_of(task.options.tags)  # (tag, N): slots to take first
         self.by_reference = False  # the function travels as module + name (`shipping.py`)
         self._payload: bytes | None = None
 
@@ -226,6 +254,7 @@ class TaskCall:
         name = self.name
         options = self.options
         key = f"{name}[{index}]"
+        masker = self.config.masker
 
         def report(
             state: str,
@@ -239,6 +268,9 @@ class TaskCall:
                 message = storable(message)
             if tb is not None and not tb.isascii():
                 tb = storable(tb)
+            if masker is not None:
+                message = masker(message)
+                tb = masker.optional(tb)
             box.put(
                 topic,
                 Report(name, index, state, time.time(), attempt, where, message, error_type, tb,
@@ -264,15 +296,29 @@ class TaskCall:
             report(CACHED, 0, found.message, result=found.result)
             return found.value
 
-        emitter = TaskLog(box, topic, name, index, where, self.log_limits)
+        emitter = TaskLog(box, topic, name, index, where, self.log_limits, masker)
         fn = self.fn
         plain = options.timeout is None and not options.log_prints
         made = [0]  # the attempt in progress, for the report of a final failure
+        limits = self.limits
+        held: list[Any] = []  # concurrency slots this execution holds (`slots.py`)
+
+        def waiting(message: str) -> None:
+            n = made[0]
+            if n == 1:  # still PENDING: it stays so, saying why
+                report(PENDING, n, message)
+            emitter(logging.INFO, f"[dagflow] {message}")
 
         def attempt(n: int) -> Any:
             made[0] = n
+            if limits and not held:
+                from dagflow.engine import slots
+
+                held.extend(slots.take(limits, waiting))
             report(RUNNING, n, found.message if n == 1 else "")
-            token = current_task_run.set(TaskRunContext(self.run_id, key, options.name, n, emitter))
+            token = current_task_run.set(
+                TaskRunContext(self.run_id, key, options.name, n, emitter, self.config)
+            )
             try:
                 value = fn(*args, **kwargs) if plain else run_guarded(fn, args, kwargs, options)
                 _check_picklable(value, options.name)
@@ -283,21 +329,30 @@ class TaskCall:
         def retrying(n: int, exc: Exception, delay: float) -> None:
             message = f"{error_text(exc)} (retry {n}/{options.retry.retries} in {delay:.2f}s)"
             report(RETRYING, n, message, type(exc).__name__)
+            if held:  # nobody waits for a slot while this task sleeps
+                _give_back(held)
 
         prior = earlier.attempts if earlier is not None and self.spent_retries else 0
         try:
-            value, n, result = run_with_retries(options.retry, attempt, retrying, done=prior)
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as exc:  # every other failure becomes a state
+            try:
+                value, n, result = run_with_retries(options.retry, attempt, retrying, done=prior)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # every other failure becomes a state
+                emitter.close()
+                state = TIMED_OUT if isinstance(exc, TaskTimeout) else FAILED
+                tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+                report(state, made[0] or 1, error_text(exc), type(exc).__name__, tb)
+                portable = _portable(exc, options.name, self.run_id)
+                if masker is not None:
+                    portable = _masked_error(portable, options.name, self.run_id, masker)
+                return Failure(options.name, key, state, portable)
             emitter.close()
-            state = TIMED_OUT if isinstance(exc, TaskTimeout) else FAILED
-            tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-            report(state, made[0] or 1, error_text(exc), type(exc).__name__, tb)
-            return Failure(options.name, key, state, _portable(exc, options.name, self.run_id))
-        emitter.close()
-        report(COMPLETED, n, result=result)
-        return value
+            report(COMPLETED, n, result=result)
+            return value
+        finally:
+            if held:  # after the final report: recorded times never show N+1 at once
+                _give_back(held)
 
     def _lookup(
         self, index: int, args: tuple[Any, ...], kwargs: dict[str, Any], earlier: Earlier | None

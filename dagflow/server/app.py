@@ -30,9 +30,9 @@ import dagflow
 from dagflow.server import errors
 from dagflow.server.auth import Auth
 from dagflow.server.context import LoginRequired, ServerContext, require_token
+from dagflow.server.pages import approval, configuration, views
 from dagflow.server.pages import deployments as deployment_pages
-from dagflow.server.pages import views
-from dagflow.server.routes import deployments, flows, runs, webhooks
+from dagflow.server.routes import config, deployments, flows, pauses, runs, webhooks
 from dagflow.store import Store
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,9 @@ def create_app(store: Store, token: str) -> FastAPI:
     api.include_router(runs.router)
     api.include_router(deployments.router)
     api.include_router(webhooks.router)  # signed by a per-webhook secret, no token
+
+    api.include_router(config.router)
+    api.include_router(pauses.router)
     app.include_router(api)
 
     @app.get(f"{API}/openapi.json", include_in_schema=False, dependencies=[Depends(require_token)])
@@ -99,6 +102,9 @@ def create_app(store: Store, token: str) -> FastAPI:
 
     app.include_router(views.router)
     app.include_router(deployment_pages.router)
+
+    app.include_router(approval.router)
+    app.include_router(configuration.router)
     app.mount("/assets", StaticFiles(directory=ASSETS), name="assets")
     app.mount("/bokeh/static", StaticFiles(directory=_bokehjs()), name="bokehjs")
     app.mount(f"{API}/docs/static", StaticFiles(directory=_swagger_ui()), name="swagger-ui")

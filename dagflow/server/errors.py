@@ -9,6 +9,7 @@
 | `DeploymentError` about a run's parameters | 422, per field, and `message` (the CLI's line) |
 | `UsageError`, `SettingsError`, `DefinitionError`, other `DeploymentError`s | 400 |
 | any other `StoreError` (the database failed) | 503 |
+| `SecretError` (the server has no key, or the wrong one, for its secrets) | 503 |
 
 A client's mistake is answered and logged as one line at most, never with a traceback; only a bug
 in dagflow (an unexpected exception) is logged with its traceback, as a 500. The body is always
@@ -31,6 +32,7 @@ from dagflow.errors import (
     DeploymentError,
     NotFound,
     ParameterError,
+    SecretError,
     SettingsError,
     StateConflict,
     StoreError,
@@ -54,7 +56,7 @@ def status_of(exc: DagflowError) -> int:
         return 422
     if isinstance(exc, (UsageError, SettingsError, DefinitionError, DeploymentError)):
         return 400
-    if isinstance(exc, StoreError):
+    if isinstance(exc, (StoreError, SecretError)):
         return 503
     return 500
 

@@ -10,7 +10,12 @@ open_store(url)  ->  Store  ── database.py   engine, version check, Alembic 
                            ├── resume.py     what resume needs: the run reopened, task outcomes
                            ├── deployments.py  deployments registered, read, paused, removed
                            ├── ticks.py      scheduled runs: created, claimed, taken, cancelled once
-                           └── events.py     triggers' events: recorded once, one run each
+                           ├── events.py     triggers' events: recorded once, one run each
+
+                           ├── variables.py  named JSON values; a run's `RunConfig` is read here
+                           ├── limits.py     concurrency limits by tag
+                           ├── pauses.py     pauses for approval: opened, answered, settled
+                           └── secrets.py    Fernet-encrypted values (keys: secretkey.py)
 ```
 
 The database is `DAGFLOW_DATABASE_URL`, else SQLite at `DAGFLOW_HOME/dagflow.db` (`settings.py`).
@@ -31,16 +36,22 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
+from dagflow.core.config import RunConfig, masker_for
 from dagflow.core.deployments import Deployment
 from dagflow.core.events import Event
 from dagflow.core.history import Attempt, FlowSummary, HistoryStep, RunSummary, Setback, TaskGroup
+from dagflow.core.pauses import Pause, PauseStatus
 from dagflow.core.runs import FlowRun, LogEvent
 from dagflow.core.states import StateType
-from dagflow.errors import StoreError
+from dagflow.errors import SecretError, StoreError
 from dagflow.settings import Settings
 from dagflow.store import control, database, resume, ticks
 from dagflow.store import deployments as deployment_rows
 from dagflow.store import events as event_rows
+from dagflow.store import limits as limit_rows
+from dagflow.store import pauses as pause_rows
+from dagflow.store import secrets as secret_rows
+from dagflow.store import variables as variable_rows
 from dagflow.store.browse import (
     Browser,
     Cursor,
@@ -51,15 +62,20 @@ from dagflow.store.browse import (
 from dagflow.store.database import SchemaStatus, driver_reason
 from dagflow.store.deployments import DeploymentInfo
 from dagflow.store.events import EventRecord, Fired, Render, TriggerPosition
+from dagflow.store.limits import ConcurrencyLimit
 from dagflow.store.reader import Reader, parse_state
 from dagflow.store.resume import ReopenedRun, TaskOutcome
 from dagflow.store.schema import flow_runs, flows, logs, task_runs
+from dagflow.store.secretkey import Keyring
+from dagflow.store.secrets import SecretInfo
 from dagflow.store.settings import StoreSettings, display_url, load_settings
 from dagflow.store.ticks import Claimed, NewRun
+from dagflow.store.variables import Variable
 from dagflow.store.writer import StoreWriter
 
 __all__ = [
     "Claimed",
+    "ConcurrencyLimit",
     "DatabaseInfo",
     "DeploymentInfo",
     "EventRecord",
@@ -70,12 +86,14 @@ __all__ = [
     "ReopenedRun",
     "RunFilter",
     "RunPage",
+    "SecretInfo",
     "Setback",
     "Store",
     "StoreWriter",
     "TaskOutcome",
     "TaskRunPage",
     "TriggerPosition",
+    "Variable",
     "open_store",
 ]
 
@@ -108,6 +126,7 @@ class Store:
         self.browser = Browser(self.reader)
         self._writer: StoreWriter | None = None
         self._lock = threading.Lock()
+        self.keys = Keyring(settings)
 
     def __repr__(self) -> str:
         return f"Store({display_url(self.url)!r})"
@@ -401,6 +420,104 @@ class Store:
         self, after: float, states: Sequence[str], limit: int = 500
     ) -> list[tuple[str, str, str | None, str, float, str, str | None, str | None]]:
         return event_rows.ended_runs(self.engine, after, states, limit)
+
+    # ------------------------------------------------------------------ pauses for approval
+    # (`dagflow.core.pauses.PauseBoard`: the driver's side; `answer_pause`: an approver's)
+
+    def open_pause(
+        self,
+        run_id: str,
+        number: int,
+        reason: str,
+        input_schema: dict[str, Any] | None,
+        deadline: float | None,
+    ) -> None:
+        pause_rows.open_pause(
+            self.engine, run_id, number, reason, input_schema, deadline, time.time()
+        )
+
+    def read_pause(self, run_id: str, number: int) -> Pause:
+        with self.reader.connect() as conn:
+            return pause_rows.read(conn, run_id, number)
+
+    def settle_pause(self, run_id: str, number: int, status: PauseStatus, error: str = "") -> None:
+        pause_rows.settle(self.engine, run_id, number, status, error, time.time())
+
+    def answer_pause(
+        self, ref: str, approve: bool, value: Any = None, by: str = "", reason: str = ""
+    ) -> Pause:
+        """Approve (with the input `value`) or reject the open pause of run `ref`."""
+        run_id = self.reader.resolve(ref)
+        self.reader.detect_crashes([run_id])
+        return pause_rows.answer(self.engine, run_id, approve, value, by, reason, time.time())
+
+    def last_pause(self, ref: str) -> Pause | None:
+        """The last pause of run `ref`, if it ever paused."""
+        run_id = self.reader.resolve(ref)
+        with self.reader.connect() as conn:
+            return pause_rows.latest(conn, run_id)
+
+    # ------------------------------------------------------------------ configuration
+
+    def set_variable(self, name: str, value: object) -> None:
+        """Set variable `name` to the JSON value `value` (made, or replaced)."""
+        variable_rows.set_value(self.engine, name, value, time.time())
+
+    def variable(self, name: str) -> Variable:
+        """One variable; `NotFound` naming it if there is none."""
+        with self.reader.connect() as conn:
+            return variable_rows.get(conn, name)
+
+    def variables(self) -> list[Variable]:
+        """Every variable, by name."""
+        with self.reader.connect() as conn:
+            return variable_rows.listed(conn)
+
+    def remove_variable(self, name: str) -> None:
+        variable_rows.remove(self.engine, name)
+
+    def set_secret(self, name: str, value: str) -> None:
+        """Encrypt and store `value` as secret `name` (the key file is made on first use)."""
+        secret_rows.set_value(self.engine, self.keys, name, value, time.time())
+
+    def secrets(self) -> list[SecretInfo]:
+        """Every secret's name and times (never a value)."""
+        with self.reader.connect() as conn:
+            return secret_rows.listed(conn)
+
+    def remove_secret(self, name: str) -> None:
+        secret_rows.remove(self.engine, name)
+
+    def rotate_secret_key(self) -> int:
+        """Re-encrypt every secret with a new key (or `DAGFLOW_SECRET_KEY`'s first); how many."""
+        return secret_rows.rotate(self.engine, self.keys)
+
+    def set_concurrency_limit(self, tag: str, slots: int) -> None:
+        """At most `slots` task runs tagged `tag` at once (for runs started from now on)."""
+        limit_rows.set_limit(self.engine, tag, slots, time.time())
+
+    def concurrency_limits(self) -> list[ConcurrencyLimit]:
+        with self.reader.connect() as conn:
+            return limit_rows.listed(conn)
+
+    def remove_concurrency_limit(self, tag: str) -> None:
+        limit_rows.remove(self.engine, tag)
+
+    def run_config(self) -> RunConfig:
+        """What a run starting now reads: every variable, every secret decrypted, every
+        concurrency limit (three queries).
+
+        A key that cannot decrypt the secrets does not stop the run: reading a secret in it
+        raises that error, and reading none works.
+        """
+        with self.reader.connect() as conn:
+            values = variable_rows.all_values(conn)
+            limits = limit_rows.all_limits(conn)
+            try:
+                plain = secret_rows.decrypt_all(conn, self.keys)
+            except SecretError as exc:
+                return RunConfig(values, {}, str(exc), limits=limits)
+        return RunConfig(values, plain, None, masker_for(plain.values()), limits)
 
     # ------------------------------------------------------------------ the database
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from dagflow.core.keys import attempt_of, logical_of, parse_key, slug_of
 from dagflow.core.runs import FlowRunStarted, LogEvent, RunEvent, StateEvent, TaskEdges, TaskRun
+from dagflow.core.states import StateType
 from dagflow.store.encoding import log_ident
 from dagflow.store.schema import FLOW_LEVEL
 
@@ -220,6 +221,18 @@ class Seen:
         if type(ev) is LogEvent or type(ev) is TaskEdges:
             return True
         ident: Any = ev.ident if isinstance(ev, StateEvent) else ("started",)
+        if (
+            isinstance(ev, StateEvent)
+            and ev.task_key is None
+            and StateType.PAUSED
+            in (
+                ev.from_state,
+                ev.to_state,
+            )
+        ):
+            # A flow pauses and goes on within one attempt, maybe more than once: each change
+            # of the run's state counts (the history table keeps the first of each kind).
+            ident = (*ident, ev.time)
         seen = self._active.get(ev.run_id)
         if seen is None:
             seen = self._finished.get(ev.run_id)

@@ -18,13 +18,18 @@
   `claimed_at` say which serve process claimed it; `cancel_requested` is when someone asked to
   cancel it (a live driver polls it); `resume_requested` when someone asked for a FAILED or
   CRASHED run of a deployment to be resumed by a serving process (which clears it as it claims).
-
-  cancel it (a live driver polls it). `deployments.triggers` holds its triggers' specs (JSON).
+  `deployments.triggers` holds its triggers' specs (JSON).
 - `events`: every event a trigger saw (and every manual run request), keyed by an id derived
   from its identity, so an event is recorded once and starts its run once; `run_id` names the
   run it started and `flow_runs.event_id` the event that started a run (its "why").
   `trigger_positions`: per (deployment, trigger), where it is (a watermark), how many events it
   recorded and the last one.
+- `variables`: named JSON values (`dagflow variables`), read by flows and tasks.
+- `run_pauses`: a run's pauses for approval (`dagflow.pause`), one row per pause, with the
+  answer an approver gave and what the run's driver made of it.
+- `concurrency_limits`: at most `slots` task runs carrying `tag` at once, across the cluster.
+- `secrets`: named values encrypted with Fernet (`store/secrets.py`); the plain value is never
+  stored, and only a run's driver decrypts it.
 
 `state_history`, `logs` and `task_edges` name their run without a foreign key: they are the hot,
 append-only tables, a key check per row would cost about as much as the insert itself, and the
@@ -238,4 +243,47 @@ trigger_positions = Table(
     Column("last_event_id", String(64), nullable=True),
     Column("last_event_time", Float, nullable=True),
     Column("updated", Float, nullable=False),
+)
+
+variables = Table(
+    "variables",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("value", Text, nullable=False),  # JSON
+    Column("created", Float, nullable=False),
+    Column("updated", Float, nullable=False),
+)
+
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("token", Text, nullable=False),  # a Fernet token of the UTF-8 value
+    Column("created", Float, nullable=False),
+    Column("updated", Float, nullable=False),
+)
+
+concurrency_limits = Table(
+    "concurrency_limits",
+    metadata,
+    Column("tag", String(255), primary_key=True),
+    Column("slots", Integer, nullable=False),
+    Column("created", Float, nullable=False),
+    Column("updated", Float, nullable=False),
+)
+
+run_pauses = Table(
+    "run_pauses",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("number", Integer, primary_key=True),  # the body's first pause is 1
+    Column("reason", Text, nullable=False),
+    Column("input_schema", Text, nullable=True),  # JSON schema of the expected input
+    Column("created", Float, nullable=False),
+    Column("deadline", Float, nullable=True),
+    Column("status", String(16), nullable=False),  # dagflow.core.pauses.PauseStatus
+    Column("submitted", Text, nullable=True),  # the input given with an approval (JSON)
+    Column("answered_by", String(255), nullable=True),
+    Column("error", Text, nullable=True),  # why the last input was refused
+    Column("decided", Float, nullable=True),
 )

@@ -8,7 +8,7 @@ turns the URL text into an SQLAlchemy `URL`, refusing what dagflow cannot use wi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
@@ -27,6 +27,9 @@ class StoreSettings:
     heartbeat_seconds: float
     crash_after_seconds: float
     late_after_seconds: float = 60.0
+    # where secrets' keys come from (`secretkey.py`): DAGFLOW_SECRET_KEY, else this file
+    key_file: Path | None = None
+    secret_key: str | None = field(default=None, repr=False)
 
 
 def database_url(settings: Settings, url: str | URL | None = None) -> URL:
@@ -60,6 +63,8 @@ def load_settings(url: str | URL | None = None, settings: Settings | None = None
         heartbeat_seconds=current.heartbeat_seconds,
         crash_after_seconds=current.crash_after_seconds,
         late_after_seconds=current.late_after_seconds,
+        key_file=current.home / "secret-key",
+        secret_key=current.secret_key,
     )
 
 
