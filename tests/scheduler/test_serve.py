@@ -19,6 +19,7 @@ import pytest
 from dagflow.core.runs import FlowRun
 from dagflow.core.states import StateType
 from dagflow.store import Store, open_store
+from dagflow.store.ticks import SKIPPED
 from tests.scheduler.serving import ServeProcess, dagflow, environment, wait_until
 
 S = StateType
@@ -70,6 +71,10 @@ def runs_of(store: Store, deployment: str) -> list[FlowRun]:
 
 def finished(runs: list[FlowRun]) -> list[FlowRun]:
     return [r for r in runs if r.state.is_final]
+
+
+def completed(runs: list[FlowRun]) -> list[FlowRun]:
+    return [r for r in runs if r.state is S.COMPLETED]
 
 
 def test_serve_runs_every_tick_and_a_restart_misses_and_repeats_none(
@@ -306,7 +311,7 @@ def test_the_python_api_serves_like_the_cli(
     )
     try:
         store = open_store(sqlite_url)
-        wait_until(lambda: len(finished(runs_of(store, "py_tick/py"))) >= 2, 120, "two runs")
+        wait_until(lambda: len(completed(runs_of(store, "py_tick/py"))) >= 2, 120, "two runs")
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0
     finally:
@@ -315,8 +320,11 @@ def test_the_python_api_serves_like_the_cli(
             proc.wait(30)
         log.close()
     runs = finished(runs_of(store, "py_tick/py"))
-    assert all(r.state is S.COMPLETED for r in runs)
-    assert runs[0].parameters == {"n": 2}
+    # On a slow machine a 2 s tick may be overtaken by the next one: catchup is off, so it is
+    # skipped (CANCELLED, saying so); every other run completed.
+    skipped = [r for r in runs if r.state is S.CANCELLED and r.error == SKIPPED]
+    assert len(completed(runs)) + len(skipped) == len(runs)
+    assert completed(runs)[0].parameters == {"n": 2}
     text = (workdir / "py.log").read_text()
     assert text.count("serving 1 deployment(s)") <= 1  # the library configures no logging...
     assert store.deployment("py_tick/py").entrypoint == f"{script.resolve()}:py_tick"
