@@ -154,8 +154,12 @@ def test_two_serve_processes_on_one_postgres_database_run_every_tick_once(
         full = store.get_flow_run(run.id)
         assert [h.to_state for h in full.history].count(S.RUNNING) == 1, full.history
         assert len(full.task_runs) == 1
-    ticks = [r.scheduled_time for r in started if r.scheduled_time and r.scheduled_time > begun]
-    assert {round(b - a, 3) for a, b in itertools.pairwise(ticks)} <= {1.0, 2.0, 3.0}
+    # No tick is missed: every second has its run. On a loaded machine a tick not started before
+    # the next is due is skipped (catchup is off): CANCELLED, saying so, and never started.
+    ticks = sorted(r.scheduled_time for r in runs if r.scheduled_time and r.scheduled_time > begun)
+    assert {round(b - a, 3) for a, b in itertools.pairwise(ticks)} == {1.0}, ticks
+    unstarted = [r for r in done if r.started is None]
+    assert all(r.state is S.CANCELLED and r.error == SKIPPED for r in unstarted), unstarted
     assert all(r.state is S.COMPLETED for r in started), [(r.state, r.error) for r in started]
     servers = Counter(r.served_by for r in started)
     print("runs per serve process:", dict(servers))
