@@ -475,14 +475,15 @@ class RunState:
             self._derive(task, state, now, message, None, out)
         return out
 
-    def close(self, now: float) -> Outcome:
-        """The flow attempt running now stops waiting for its tasks: from here on, a result of
-        it lost with a worker is not computed again for the run (its end stands), and a task
-        still without an end (a bug, or a loss that came too late to wait for) ends CRASHED,
-        saying why, so that no task of an ended attempt is left PENDING or RUNNING.
+    def close(self, attempt: int, now: float) -> Outcome:
+        """Flow attempt `attempt` (and every earlier one) stops waiting for its tasks: from here
+        on, a result of it lost with a worker is not computed again for the run (its end
+        stands), its late reports are dropped, and a task of it still without an end (a bug, or
+        a loss that came too late to wait for) ends CRASHED saying why: no task of an ended
+        attempt is left PENDING or RUNNING.
         """
         out = Outcome()
-        attempt = self.closed = self.attempt
+        self.closed = max(self.closed, attempt)
         for task in self._tasks.values():
             tr = task.run
             if task.flow_attempt != attempt or tr.state.is_final:

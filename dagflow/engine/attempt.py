@@ -73,6 +73,7 @@ class FlowAttempt:
 
     def __init__(self, runner: Run, number: int) -> None:
         self.runner = runner
+        self.number = number  # the flow attempt's number (its tasks' `RunState` attempt)
         self.run_id = runner.run_id
         self.tracker = runner.tracker
         self.lock = runner.tracker.lock
@@ -342,7 +343,7 @@ class FlowAttempt:
             # the same message as those ends: fold it before deciding, it may reopen tasks.
             if not self.tracker.drain(DRAIN_SECONDS):
                 log.warning("run %s: reports still wait to be recorded", self.run_id)
-            if self.cancelling or self.tracker.close(if_settled=True):
+            if self.cancelling or self.tracker.close(self.number, if_settled=True):
                 return
 
     def _unsettled(self) -> bool:

@@ -174,7 +174,7 @@ class FlowRunner:
         while True:
             self.state.attempt += 1
             state, message, error = self._run_attempt()
-            self.tracker.close()  # no task of the attempt is left without an end
+            self.tracker.close(self.state.attempt)  # no task of it is left without an end
             retry = state in (S.FAILED, S.TIMED_OUT) and not self.cancel_requested
             attempt = self.state.attempt
             if retry and policy.should_retry(error or Exception(), attempt - 1):

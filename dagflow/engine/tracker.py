@@ -113,8 +113,8 @@ class RunTracker:
         self._queue.put(marker)
         return folded.wait(timeout)
 
-    def close(self, if_settled: bool = False) -> bool:
-        """The flow attempt stops waiting for its tasks (`RunState.close`). With `if_settled`,
+    def close(self, attempt: int, if_settled: bool = False) -> bool:
+        """Flow attempt `attempt` stops waiting for its tasks (`RunState.close`). With `if_settled`,
         only when none is in flight, checked under the same lock as the closing: a result lost
         with a worker is then either waited for (its task reopened first) or not computed again
         for the run (closed first). Returns whether it closed."""
@@ -125,7 +125,7 @@ class RunTracker:
             if if_settled and self.inflight:
                 return Outcome()
             closed = True
-            return state.close(time.time())
+            return state.close(attempt, time.time())
 
         self.change(stimulus)
         return closed

@@ -289,7 +289,7 @@ def test_a_result_lost_after_the_attempt_closed_is_not_computed_again_for_it() -
     run.report(run.keys[0], S.RUNNING, 2.5, worker="w2")
     run.report(run.keys[0], S.COMPLETED, 3.0, worker="w2")
     run.state.future_erred(f"combine-{TOKEN}[0]", None, "KilledWorker", "KilledWorker: x", 3.0)
-    assert states(run.state.close(4.0)) == []  # every task had its end
+    assert states(run.state.close(1, 4.0)) == []  # every task had its end
     # after it: a late loss leaves the recorded end as it is (no PENDING after the run's end)
     late = run.state.recomputed("w2", run.keys, 5.0)
     assert late.events == [] and late.reopened == []
@@ -305,7 +305,7 @@ def test_closing_an_attempt_ends_what_has_no_end_crashed_saying_why() -> None:
     run.report(running, S.RUNNING, 1.0)
     run.report(lost, S.RUNNING, 1.0, worker="w1")
     run.state.worker_lost("w1", [lost], 2.0)  # CRASHED, waiting for Dask to run it again
-    out = run.state.close(3.0)
+    out = run.state.close(1, 3.0)
     assert {(k, s) for k, s, _ in states(out)} == {
         (done, S.CRASHED),
         (running, S.CRASHED),
@@ -323,12 +323,14 @@ def test_a_new_flow_attempt_takes_losses_of_its_own_tasks_again() -> None:
     run = Run(1)
     run.report(run.keys[0], S.RUNNING, 1.0)
     run.report(run.keys[0], S.COMPLETED, 1.5)
-    run.state.close(2.0)
+    run.state.close(1, 2.0)
     run.state.attempt = 2
     graph = RunGraph(Resolver(), "tok2")
     graph.add_map(load, ([0],), {})
     run.state.submitted(graph.take_pending(), 3.0)
     key = "load-tok2[0]"
+    assert run.state.close(1, 3.2).events == []  # an old attempt's end leaves the new one's alone
+    assert run.task(key).state is S.PENDING
     run.report(key, S.RUNNING, 3.5)
     run.report(key, S.COMPLETED, 4.0)
     again = run.state.recomputed("w1", [run.keys[0], key], 5.0)
