@@ -18,6 +18,9 @@ What it decides:
 - **Lost workers.** A task RUNNING on a worker that is lost (the scheduler says so, or the task
   reports RUNNING from another worker) gets a CRASHED attempt; Dask runs it again and its next
   report continues from there. A task lost before its first report is CRASHED from PENDING.
+- **The end of a flow attempt** (`close`): once it stops waiting for its tasks, a result of it
+  lost with a worker is not reopened (its end stands), late reports of it are dropped, and a
+  task still without an end ends CRASHED saying why: no task of an ended attempt stays PENDING.
 - **Upstream blame.** A task whose Dask future erred because of another key is UPSTREAM_FAILED.
 - **The verdict.** A flow attempt completes unless a task failure went unhandled (neither seen
   by the body through `.result()` nor passed on through `allow_failure`); its message and root
@@ -203,6 +206,7 @@ class _Task:
 
     run: TaskRun
     offset: int = 0  # attempts used by earlier executions (lost workers, earlier runs)
+    flow_attempt: int = 0  # the flow attempt that submitted it
     lost_worker: str | None = None  # set while a lost attempt waits for Dask to run it again
 
 
@@ -216,6 +220,7 @@ class RunState:
         self._tasks: dict[str, _Task] = {}  # by Dask key text: one execution each
         self._latest: dict[str, _Task] = {}  # by logical key: the latest execution of a task
         self._prior = dict(prior_attempts or {})  # logical key -> attempts recorded before
+        self.closed = 0  # the last flow attempt whose tasks all had their end (see `close`)
 
     # ------------------------------------------------------------------ the flow run
 
@@ -288,6 +293,7 @@ class RunState:
         prior = self._prior
         events: list[StateEvent] = []
         append = events.append
+        attempt = self.attempt
         for call in calls:
             name = call.task.name
             slug = call.task.slug
@@ -300,7 +306,7 @@ class RunState:
                 rows[ks] = tr
                 before = latest.get(logical) if latest else None
                 offset = before.run.attempts if before is not None else prior.get(logical, 0)
-                task = tasks[ks] = latest[logical] = _Task(tr, offset)
+                task = tasks[ks] = latest[logical] = _Task(tr, offset, attempt)
                 if offset:
                     task.run.attempts = offset
                 append(StateEvent(run_id, ks, None, S.PENDING, now, offset, "", name, map_index))
@@ -344,7 +350,7 @@ class RunState:
         attempt = task.offset + r.attempt if r.attempt else max(task.offset, tr.attempts)
         if _recorded(tr, attempt, to):
             return  # delivered twice
-        if tr.state.is_final and task.lost_worker is None:
+        if tr.state.is_final and self._ended(task):
             return  # the task's end is already recorded (cancelled, failed in Dask)
         location = size = serializer = cache_key = identity = None
         if r.result is not None:
@@ -408,6 +414,8 @@ class RunState:
             task = self._tasks.get(key)
             if task is None or not task.run.state.is_success:
                 continue
+            if task.flow_attempt <= self.closed:
+                continue  # its flow attempt is over: nothing waits for it, its end stands
             tr = task.run
             task.offset = tr.attempts
             ev = StateEvent(
@@ -429,7 +437,7 @@ class RunState:
         """
         out = Outcome()
         task = self._tasks.get(key)
-        if task is None or (task.run.state.is_final and task.lost_worker is None):
+        if task is None or (task.run.state.is_final and self._ended(task)):
             return out
         tr = task.run
         if blamed is not None and blamed != key and tr.state is not S.CRASHED:
@@ -447,7 +455,7 @@ class RunState:
         """A task finished but its reports never arrived: its outcome, read from the cluster."""
         out = Outcome()
         task = self._tasks.get(key)
-        if task is None or (task.run.state.is_final and task.lost_worker is None):
+        if task is None or (task.run.state.is_final and self._ended(task)):
             return out
         if state in (S.COMPLETED, S.FAILED, S.TIMED_OUT) and task.run.state is not S.RUNNING:
             self._derive(task, S.RUNNING, now, "state read from the cluster", None, out)
@@ -465,6 +473,26 @@ class RunState:
             if task is None or task.run.state.is_final:
                 continue
             self._derive(task, state, now, message, None, out)
+        return out
+
+    def close(self, attempt: int, now: float) -> Outcome:
+        """Flow attempt `attempt` (and every earlier one) stops waiting for its tasks: from here
+        on, a result of it lost with a worker is not computed again for the run (its end
+        stands), its late reports are dropped, and a task of it still without an end (a bug, or
+        a loss that came too late to wait for) ends CRASHED saying why: no task of an ended
+        attempt is left PENDING or RUNNING.
+        """
+        out = Outcome()
+        self.closed = max(self.closed, attempt)
+        for task in self._tasks.values():
+            tr = task.run
+            if task.flow_attempt != attempt or tr.state.is_final:
+                continue
+            last = tr.history[-1].message if tr.history else ""
+            message = "the flow attempt ended before the task had an end" + (
+                f" ({last})" if last else ""
+            )
+            self._derive(task, S.CRASHED, now, message, None, out)
         return out
 
     def task_run(self, key: str) -> TaskRun | None:
@@ -507,6 +535,11 @@ class RunState:
         return _describe(root, this_attempt), root
 
     # ------------------------------------------------------------------ internals
+
+    def _ended(self, task: _Task) -> bool:
+        """Whether a task in a final state has its end: not a lost attempt waiting to run
+        again, unless its flow attempt is over (nothing runs it again for the run)."""
+        return task.lost_worker is None or task.flow_attempt <= self.closed
 
     def _crash(
         self, task: _Task, now: float, message: str, out: Outcome, worker: str | None = None

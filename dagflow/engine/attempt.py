@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 S = StateType
 
 EVENT_GRACE_SECONDS = 5.0
+DRAIN_SECONDS = 30.0  # how long the end of an attempt waits for the reports already received
 
 
 class Cancelled(Exception):
@@ -74,6 +75,7 @@ class FlowAttempt:
 
     def __init__(self, runner: Run, number: int) -> None:
         self.runner = runner
+        self.number = number  # the flow attempt's number (its tasks' `RunState` attempt)
         self.run_id = runner.run_id
         self.tracker = runner.tracker
         self.lock = runner.tracker.lock
@@ -318,10 +320,12 @@ class FlowAttempt:
     # ----------------------------------------------------------------- completion
 
     def await_all(self) -> None:
-        """Submit what is left and wait until every task of this attempt has an end.
+        """Submit what is left and wait until every task of this attempt has an end, then
+        close the attempt (`RunState.close`).
 
         A task computed again while the others finished (its result lost with a worker) is
-        held again, so the attempt waits for it too.
+        held again, so the attempt waits for it too; what the pump has received is folded
+        before the attempt closes, so such a loss is never recorded after the run's end.
         """
         while True:
             self.submit_pending()
@@ -340,9 +344,12 @@ class FlowAttempt:
                         deadline = time.monotonic() + EVENT_GRACE_SECONDS
                     self.tracker.settled.wait(0.05)
             self._reconcile()
-            with self.lock:
-                if self.cancelling or not self.tracker.inflight:
-                    return
+            # A worker lost with the last ends (its results computed again by Dask) arrives in
+            # the same message as those ends: fold it before deciding, it may reopen tasks.
+            if not self.tracker.drain(DRAIN_SECONDS):
+                log.warning("run %s: reports still wait to be recorded", self.run_id)
+            if self.cancelling or self.tracker.close(self.number, if_settled=True):
+                return
 
     def _unsettled(self) -> bool:
         """Whether a task finished in Dask still waits for its final report (or was reopened);

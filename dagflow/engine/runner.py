@@ -189,6 +189,7 @@ class FlowRunner:
         while True:
             self.state.attempt += 1
             state, message, error = self._run_attempt()
+            self.tracker.close(self.state.attempt)  # no task of it is left without an end
             retry = (
                 state in (S.FAILED, S.TIMED_OUT)
                 and not self.cancel_requested

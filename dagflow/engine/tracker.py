@@ -102,6 +102,37 @@ class RunTracker:
 
         self._queue.put(stimulus)
 
+    def drain(self, timeout: float) -> bool:
+        """Wait until every stimulus queued before now has been folded (False after `timeout`
+        s). Never call it holding the lock: the pump takes it."""
+        if not self._pump.is_alive() or threading.current_thread() is self._pump:
+            return True
+        folded = threading.Event()
+
+        def marker(state: RunState) -> Outcome:
+            folded.set()
+            return Outcome()
+
+        self._queue.put(marker)
+        return folded.wait(timeout)
+
+    def close(self, attempt: int, if_settled: bool = False) -> bool:
+        """Flow attempt `attempt` stops waiting for its tasks (`RunState.close`). With `if_settled`,
+        only when none is in flight, checked under the same lock as the closing: a result lost
+        with a worker is then either waited for (its task reopened first) or not computed again
+        for the run (closed first). Returns whether it closed."""
+        closed = False
+
+        def stimulus(state: RunState) -> Outcome:
+            nonlocal closed
+            if if_settled and self.inflight:
+                return Outcome()
+            closed = True
+            return state.close(attempt, time.time())
+
+        self.change(stimulus)
+        return closed
+
     def backlog(self) -> bool:
         """Whether stimuli wait to be folded (reports arrived but not recorded yet)."""
         return not self._queue.empty()

@@ -8,14 +8,18 @@ record says.
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dask_procs import DaskProcesses
 
 from dagflow import flow, get_flow_run, task, unmapped
+from dagflow.core.runs import FlowRun
 from dagflow.core.states import StateType
+from dagflow.engine.tracker import RunTracker
 from dagflow.runtime import run_flow
 
 S = StateType
@@ -92,7 +96,7 @@ def poison_in_chunk() -> None:
     poisoned.map(range(16))
 
 
-def test_a_poison_item_ends_failed_with_killed_worker(dask_procs: DaskProcesses) -> None:
+def _poison_run(dask_procs: DaskProcesses) -> FlowRun:
     # Workers under a nanny come back after each death; one allowed failure per task.
     dask_procs.start_scheduler(env={"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"})
     for name in ("w1", "w2"):
@@ -104,7 +108,37 @@ def test_a_poison_item_ends_failed_with_killed_worker(dask_procs: DaskProcesses)
     assert poison.state is S.FAILED
     assert poison.error_type == "KilledWorker"
     assert "poisoned" in (run.error or "")
-    assert {run.task_runs[f"poisoned[{i}]"].state for i in range(8, 16)} == {S.COMPLETED}
-    # Not yet: the poison's neighbours in its chunk end FAILED with it (KilledWorker) instead
-    # of running again without it; every item has an end, none is left PENDING.
-    assert all(run.task_runs[f"poisoned[{i}]"].state.is_final for i in range(8))
+    recorded = get_flow_run(run.id)
+    for record in (run, recorded):
+        # The other chunk completed (when its result was lost with the worker the poison
+        # killed, it was computed again and waited for): its items say so.
+        assert {record.task_runs[f"poisoned[{i}]"].state for i in range(8, 16)} == {S.COMPLETED}
+        # Not yet: the poison's neighbours in its chunk end FAILED with it (KilledWorker)
+        # instead of running again without it; every item has an end, none is left PENDING.
+        assert all(tr.state.is_final for tr in record.task_runs), [
+            (tr.key, tr.state) for tr in record.task_runs if not tr.state.is_final
+        ]
+    return run
+
+
+def test_a_poison_item_ends_failed_with_killed_worker(dask_procs: DaskProcesses) -> None:
+    _poison_run(dask_procs)
+
+
+def test_a_lost_result_heard_late_is_still_waited_for(
+    dask_procs: DaskProcesses, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scheduler's word that a worker was lost, with the other chunk's result (Dask computes
+    it again), comes with the poison's KilledWorker; on a loaded machine the driver folded it
+    after the run's end, and that chunk's items ended PENDING. Here that word is always late."""
+    change = RunTracker.change
+
+    def late_losses(self: RunTracker, stimulus: Any) -> Any:
+        if "on_worker_lost" in getattr(stimulus, "__qualname__", ""):
+            time.sleep(1.0)  # the pump is slow, the flow's thread is not
+        return change(self, stimulus)
+
+    monkeypatch.setattr(RunTracker, "change", late_losses)
+    run = _poison_run(dask_procs)
+    for i in range(8, 16):  # computed again or not, the record's end is the chunk's
+        assert run.task_runs[f"poisoned[{i}]"].history[-1].to_state is S.COMPLETED

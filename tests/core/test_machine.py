@@ -277,6 +277,66 @@ def test_a_task_whose_reports_were_lost_is_read_back_legally() -> None:
     assert replay(run.task(key).history) is S.COMPLETED
 
 
+def test_a_result_lost_after_the_attempt_closed_is_not_computed_again_for_it() -> None:
+    run = Run(2)
+    for key in run.keys:
+        run.report(key, S.RUNNING, 1.0, worker="w1")
+        run.report(key, S.COMPLETED, 1.5, worker="w1")
+    # before the close: the loss reopens the task, the attempt waits for it again
+    reopened = run.state.recomputed("w1", [run.keys[0]], 2.0)
+    assert [tr.dask_key for tr in reopened.reopened] == [run.keys[0]]
+    assert run.task(run.keys[0]).state is S.PENDING
+    run.report(run.keys[0], S.RUNNING, 2.5, worker="w2")
+    run.report(run.keys[0], S.COMPLETED, 3.0, worker="w2")
+    run.state.future_erred(f"combine-{TOKEN}[0]", None, "KilledWorker", "KilledWorker: x", 3.0)
+    assert states(run.state.close(1, 4.0)) == []  # every task had its end
+    # after it: a late loss leaves the recorded end as it is (no PENDING after the run's end)
+    late = run.state.recomputed("w2", run.keys, 5.0)
+    assert late.events == [] and late.reopened == []
+    assert [run.task(k).state for k in run.keys] == [S.COMPLETED, S.COMPLETED]
+
+
+def test_closing_an_attempt_ends_what_has_no_end_crashed_saying_why() -> None:
+    run = Run(3)
+    done, running, lost = run.keys
+    run.report(done, S.RUNNING, 1.0)
+    run.report(done, S.COMPLETED, 1.5)
+    run.state.recomputed("w1", [done], 2.0)  # reopened, and the attempt ended before its rerun
+    run.report(running, S.RUNNING, 1.0)
+    run.report(lost, S.RUNNING, 1.0, worker="w1")
+    run.state.worker_lost("w1", [lost], 2.0)  # CRASHED, waiting for Dask to run it again
+    out = run.state.close(1, 3.0)
+    assert {(k, s) for k, s, _ in states(out)} == {
+        (done, S.CRASHED),
+        (running, S.CRASHED),
+        (f"combine-{TOKEN}[0]", S.CRASHED),
+    }
+    assert "the flow attempt ended before" in (run.task(running).error or "")
+    assert "its result was lost with worker w1" in (run.task(done).history[-1].message)
+    assert all(tr.state.is_final for tr in run.state.flow_run.all_task_runs.values())
+    # the lost attempt's rerun reports after the close are too late: its CRASHED end stands
+    assert run.report(lost, S.RUNNING, 4.0, worker="w2").events == []
+    assert run.task(lost).state is S.CRASHED
+
+
+def test_a_new_flow_attempt_takes_losses_of_its_own_tasks_again() -> None:
+    run = Run(1)
+    run.report(run.keys[0], S.RUNNING, 1.0)
+    run.report(run.keys[0], S.COMPLETED, 1.5)
+    run.state.close(1, 2.0)
+    run.state.attempt = 2
+    graph = RunGraph(Resolver(), "tok2")
+    graph.add_map(load, ([0],), {})
+    run.state.submitted(graph.take_pending(), 3.0)
+    key = "load-tok2[0]"
+    assert run.state.close(1, 3.2).events == []  # an old attempt's end leaves the new one's alone
+    assert run.task(key).state is S.PENDING
+    run.report(key, S.RUNNING, 3.5)
+    run.report(key, S.COMPLETED, 4.0)
+    again = run.state.recomputed("w1", [run.keys[0], key], 5.0)
+    assert [tr.dask_key for tr in again.reopened] == [key]
+
+
 # -- the verdict and the flow's own states --------------------------------------------------------
 
 
