@@ -5,7 +5,8 @@ run's `RunGraph` and returns futures; nothing runs until the engine takes the pe
 submits them as one wave. Keys are `(f"{slug}-{run_token}", index)` with `index` counting the
 calls of that task in the run, so they are deterministic for a deterministic flow body and never
 collide between runs. A future can only point at a call made earlier, so the graph is acyclic by
-construction; futures of another run are refused.
+construction; futures of another run are refused (`cycles.py` refuses the one way round that:
+a container changed after the call).
 """
 
 from __future__ import annotations
@@ -314,7 +315,7 @@ class RunGraph:
         lengths[where] = len(values)
         item_refs: list[Refs] | None = None
         for i, item in enumerate(values):
-            if type(item) is TaskFuture or type(item) is allow_failure or _container(item):
+            if type(item) is TaskFuture or type(item) is allow_failure or holds_futures(item):
                 refs = Refs()
                 collect_refs(item, self.run_id, refs)
                 if refs:
@@ -374,7 +375,8 @@ def _iterable(value: Any) -> bool:
     return True
 
 
-def _container(value: Any) -> bool:
+def holds_futures(value: Any) -> bool:
+    """Whether `value` is a container that may hold futures (or an `unmapped` one)."""
     return is_container(value) or type(value) is unmapped
 
 
@@ -384,7 +386,7 @@ def _add_wait_for(wait_for: Iterable[Any], run_id: str, refs: Refs) -> None:
     if type(wait_for) is TaskFuture or not _iterable(wait_for):
         wait_for = [wait_for]
     for item in wait_for:
-        if type(item) not in (TaskFuture, allow_failure) and not _container(item):
+        if type(item) not in (TaskFuture, allow_failure) and not holds_futures(item):
             raise DefinitionError(
                 f"wait_for takes task futures, got {type(item).__name__}: {item!r}"
             )
@@ -401,53 +403,3 @@ def futures_in(value: Any) -> Iterator[TaskFuture[Any]]:
             yield from futures_in(leaf.future)
         elif kind is unmapped:
             yield from futures_in(leaf.value)
-
-
-def check_no_cycle(call: Call) -> bool:
-    """Whether `call`'s arguments hold futures now; refuse one that makes a cycle.
-
-    A call's dependencies are found when it is made, so they are earlier calls. A container
-    passed to it and changed afterwards (`box = [g]; f = b(box); box.append(f)`) can make a task
-    depend on itself, or on a later call that depends on it: a cycle, refused here, before
-    anything runs, naming the tasks. A later call added that way without a cycle is allowed.
-    """
-    found = False
-    for value in (*call.args, *call.kwargs.values()):
-        items = value.values if type(value) is Column else (value,)
-        for item in items:
-            if type(item) is not TaskFuture and not _container(item):
-                continue
-            for future in futures_in(item):
-                found = True
-                if future.call.seq >= call.seq and _reaches(future.call, call):
-                    this = f"task {call.task.name!r} [{logical_of(call.name, call.start)}]"
-                    if future.call is call:
-                        cycle = f"{this} would wait for itself"
-                    else:
-                        that = f"task {future.task_name!r} [{logical_of(*future.key)}]"
-                        cycle = f"{this} would wait for {that}, which waits for it"
-                    raise DefinitionError(
-                        f"cycle: {cycle}: an argument was changed after the call to hold a "
-                        "future of a later call; pass futures when calling"
-                    )
-    return found
-
-
-def _reaches(start: Call, target: Call) -> bool:
-    """Whether `target` is among `start`'s dependencies (or is `start`), following calls."""
-    stack, seen = [start], set()
-    while stack:
-        current = stack.pop()
-        if current is target:
-            return True
-        if id(current) in seen or current.seq < target.seq:
-            continue
-        seen.add(id(current))
-        stack.extend(f.call for f in (*current.refs.hard.values(), *current.refs.soft.values()))
-        for value in (*current.args, *current.kwargs.values()):
-            if type(value) is Column and value.refs is not None:
-                for refs in value.refs:
-                    stack.extend(f.call for f in (*refs.hard.values(), *refs.soft.values()))
-            elif type(value) is TaskFuture or _container(value):
-                stack.extend(f.call for f in futures_in(value))
-    return False

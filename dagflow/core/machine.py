@@ -27,16 +27,20 @@ What it decides:
   cause name the first failure that was not only an upstream's.
 
 Anything else that breaks the transition table is a bug in dagflow: `InvalidTransition` raises.
+
+Beside it: `reports.py` (what workers report, and its wire forms), `verdict.py` (the verdict).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING
 
+from dagflow.core.reports import LogReport, Report, ResultInfo
 from dagflow.core.runs import FlowRun, LogEvent, StateEvent, TaskRun
 from dagflow.core.states import StateType, Transition, next_state
+from dagflow.core.verdict import Verdict, failure_summary, judge
 
 if TYPE_CHECKING:
     from dagflow.core.graph import Call
@@ -46,117 +50,6 @@ WORKER_LOST = "WorkerLost"
 _RUNNING = S.RUNNING.value
 _COMPLETED = S.COMPLETED.value
 LOGS_IN_MEMORY = 10_000  # records a live FlowRun keeps; all of them are in the run history
-
-
-class ResultInfo(NamedTuple):
-    """Where a task's result was written, under which cache key, and what it was made from."""
-
-    location: str | None
-    size: int | None
-    serializer: str | None
-    cache_key: str | None
-    identity: str | None = None
-
-
-class Report(NamedTuple):
-    """A task's state change, as the wrapper on a worker reports it.
-
-    `attempt` counts the attempts of this execution on the worker, from 1 (0 for a task that did
-    not run: CACHED, UPSTREAM_FAILED). On the wire it travels as a plain list of its fields.
-    """
-
-    name: str
-    item: int  # the key's index
-    state: str
-    time: float
-    attempt: int
-    worker: str
-    message: str = ""
-    error_type: str | None = None
-    traceback: str | None = None
-    result: ResultInfo | None = None
-
-
-class LogReport(NamedTuple):
-    """A log record emitted inside a task, as the wrapper on a worker reports it."""
-
-    name: str
-    item: int
-    level: int
-    time: float
-    message: str
-    worker: str
-
-
-def parse_report(record: Sequence[Any]) -> Report | LogReport:
-    """A report from its wire form: a `LogReport` starts with the tag "log"."""
-    if record[0] == "log":
-        return LogReport(*record[1:])
-    report = Report(*record)
-    if report.result is not None and type(report.result) is not ResultInfo:
-        report = report._replace(result=ResultInfo(*report.result))
-    return report
-
-
-def compact_wire(records: list[Any]) -> list[Any]:
-    """`records` with each item that went RUNNING -> COMPLETED at its first attempt, with
-    nothing else to say (no message, no result, nothing in between), folded into one
-    `("ok", name, worker, items, starts, ends)` record per task: a chunk of items that all
-    succeed at once travels as one small record. `parse_reports` unfolds it."""
-    out: list[Any] = []
-    folded: dict[tuple[str, str], tuple[list[int], list[float], list[float]]] = {}
-    i, n = 0, len(records)
-    while i < n:
-        r = records[i]
-        if (
-            i + 1 < n
-            and type(r) is Report
-            and r.state == _RUNNING
-            and r.attempt == 1
-            and not r.message
-        ):
-            c = records[i + 1]
-            if (
-                type(c) is Report
-                and c.state == _COMPLETED
-                and c.item == r.item
-                and c.name == r.name
-                and c.attempt == 1
-                and c.result is None
-                and not c.message
-            ):
-                slot = folded.get((r.name, r.worker))
-                if slot is None:
-                    slot = folded[(r.name, r.worker)] = ([], [], [])
-                    out.append(("ok", r.name, r.worker, *slot))
-                slot[0].append(r.item)
-                slot[1].append(r.time)
-                slot[2].append(c.time)
-                i += 2
-                continue
-        out.append(r)
-        i += 1
-    return out
-
-
-def parse_reports(batch: Sequence[Sequence[Any]]) -> list[Report | LogReport]:
-    """Records from their wire form (`parse_report`), a compact `"ok"` record unfolded into
-    the RUNNING and COMPLETED reports it stands for."""
-    out: list[Report | LogReport] = []
-    for record in batch:
-        if record[0] == "ok":
-            _, name, worker, items, starts, ends = record
-            for item, start, end in zip(items, starts, ends, strict=True):
-                out.append(Report(name, item, _RUNNING, start, 1, worker))
-                out.append(Report(name, item, _COMPLETED, end, 1, worker))
-        else:
-            out.append(parse_report(record))
-    return out
-
-
-def log_wire(report: LogReport) -> tuple[Any, ...]:
-    """A `LogReport`'s wire form (see `parse_report`)."""
-    return ("log", *report)
 
 
 @dataclass(slots=True)
@@ -171,33 +64,6 @@ class Outcome:
         self.events.extend(other.events)
         self.finished.extend(other.finished)
         self.reopened.extend(other.reopened)
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """How a flow attempt ended, judged from its task runs."""
-
-    state: StateType
-    message: str = ""
-    root: TaskRun | None = None  # the failure the run reports
-
-
-def _describe(root: TaskRun, task_runs: list[TaskRun]) -> str:
-    """`task 'x' [x[0]] ended FAILED: KeyError: ...`; for a mapped task, how many of its items
-    failed and the first of them."""
-    if root.map_index is not None:
-        items = [tr for tr in task_runs if tr.name == root.name and tr.map_index is not None]
-        failed = sorted(
-            (tr for tr in items if tr.state.is_failure and tr.state is not S.UPSTREAM_FAILED),
-            key=lambda tr: tr.map_index or 0,
-        )
-        if len(items) > 1 and failed:
-            first = failed[0]
-            return (
-                f"{len(failed)} of {len(items)} items of task {root.name!r} failed; first: "
-                f"[{first.key}] ended {first.state}: {first.error}"
-            )
-    return f"task {root.name!r} [{root.key}] ended {root.state}: {root.error}"
 
 
 @dataclass(slots=True)
@@ -502,37 +368,18 @@ class RunState:
     # ------------------------------------------------------------------ the verdict
 
     def verdict(self, token: str, handled: set[str]) -> Verdict:
-        """How the flow attempt whose keys carry `token` ended, from its task runs.
-
-        `handled` holds the keys of failures that the body saw (`.result()` raised) or passed on
-        through `allow_failure`. A task that did not run because of a handled failure is still
-        unhandled; the run then reports its root cause.
-        """
-        marker = f"-{token}["
-        this_attempt = [tr for ks, tr in self.flow_run.all_task_runs.items() if marker in ks]
-        unhandled = [
-            tr for tr in this_attempt if tr.state.is_failure and tr.dask_key not in handled
-        ]
-        if not unhandled:
-            return Verdict(S.COMPLETED)
-        causes = [tr for tr in unhandled if tr.state is not S.UPSTREAM_FAILED] or [
-            tr for tr in this_attempt if tr.state.is_failure and tr.state is not S.UPSTREAM_FAILED
-        ]
-        first = causes[0] if causes else unhandled[0]
-        others = sum(1 for tr in unhandled if tr.name != first.name) if causes else 0
-        more = f" (and {others} more failed tasks)" if others else ""
-        return Verdict(S.FAILED, _describe(first, this_attempt) + more, first)
+        """How the flow attempt whose keys carry `token` ended (`verdict.judge`); `handled`
+        holds the keys of failures that the body saw or passed on through `allow_failure`."""
+        return judge(self._attempt_runs(token), handled)
 
     def failure_summary(self, token: str, root_key: str) -> tuple[str, TaskRun] | None:
         """How the flow attempt `token` failed because of the task run `root_key` (a logical
-        key): the message naming it (a mapped task's count of failed items, and the first),
-        and its task run; None if the attempt has no such failure."""
+        key): the message naming it, and its task run; None if it has no such failure."""
+        return failure_summary(self._attempt_runs(token), root_key)
+
+    def _attempt_runs(self, token: str) -> list[TaskRun]:
         marker = f"-{token}["
-        this_attempt = [tr for ks, tr in self.flow_run.all_task_runs.items() if marker in ks]
-        root = next((tr for tr in this_attempt if tr.key == root_key), None)
-        if root is None or not root.state.is_failure:
-            return None
-        return _describe(root, this_attempt), root
+        return [tr for ks, tr in self.flow_run.all_task_runs.items() if marker in ks]
 
     # ------------------------------------------------------------------ internals
 

@@ -10,10 +10,8 @@ from its Dask future when no report can come), and asks the run machine for its 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 import dask
@@ -28,12 +26,13 @@ from dagflow.core.states import StateType
 from dagflow.core.walk import leaves, transform
 from dagflow.engine import printing
 from dagflow.engine.batches import MapPlanner
-from dagflow.engine.chunks import dask_futures, values_of
+from dagflow.engine.chunks import blamed_key, dask_futures, values_of
 from dagflow.engine.compiler import Compiler
+from dagflow.engine.failures import Failure, error_text
 from dagflow.engine.logs import LogLimits
 from dagflow.engine.shipping import shipping_for
-from dagflow.engine.wrapper import Failure, error_text
-from dagflow.errors import ClusterError, DagflowError, DefinitionError, TaskFailed, UpstreamFailed
+from dagflow.engine.submission import check_resources, forget_arguments, quiet_serialization_errors
+from dagflow.errors import DagflowError, DefinitionError, TaskFailed, UpstreamFailed
 
 if TYPE_CHECKING:
     from dagflow.core.config import RunConfig
@@ -146,7 +145,7 @@ class FlowAttempt:
             calls = self.graph.take_pending()
             if not calls:
                 return
-            self._check_resources(calls)
+            check_resources(self.runner.cluster, self.client, calls)
         try:
             rest = calls
             while rest:
@@ -162,12 +161,12 @@ class FlowAttempt:
                 rest = plan.rest
         finally:
             for call in calls:
-                _forget_arguments(call)
+                forget_arguments(call)
 
     def _submit(self, calls: list[Call], chunks: dict[int, list[tuple[int, int]]]) -> None:
         wave = self.compiler.compile(calls, chunks)
         try:
-            with dask.annotate(span=self.runner.span), _quiet_serialization_errors():
+            with dask.annotate(span=self.runner.span), quiet_serialization_errors():
                 futures = self.client.get(wave.graph, wave.keys, sync=False)
         except Exception as exc:
             culprit = self.compiler.find_unpicklable(calls)
@@ -177,7 +176,7 @@ class FlowAttempt:
         self.tracker.submitted(calls, futures, wave.chunks)
         for call in calls:
             self.observed.update(key_text(key) for key in call.soft_keys())
-            _forget_arguments(call)
+            forget_arguments(call)
 
     def _task_run(self, key: str) -> Any:
         with self.lock:
@@ -195,27 +194,6 @@ class FlowAttempt:
         except Exception:
             log.debug("could not count the cluster's threads", exc_info=True)
             return 1
-
-    def _check_resources(self, calls: list[Call]) -> None:
-        """Fail at submission, instead of waiting forever, when no worker has a task's resource."""
-        cluster = self.runner.cluster
-        if cluster.adaptive:
-            return  # an adaptive cluster may start workers that have it
-        needed: dict[str, float] = {}
-        for call in calls:
-            for name, amount in call.task.options.resources:
-                needed[name] = max(needed.get(name, 0.0), amount)
-        if not needed:
-            return
-        missing = set(missing_resources(self.client, needed))
-        for call in calls:
-            for name, amount in call.task.options.resources:
-                if name in missing:
-                    raise ClusterError(
-                        f"task {call.task.name!r} needs resource {name}={amount:g}, which no "
-                        f"worker of the cluster at {cluster.address} declares; start "
-                        f'workers with --resources "{name}={amount:g}"'
-                    )
 
     def resolve(self, future: TaskFuture[Any], timeout: float | None) -> Any:
         self._check_owner(future)
@@ -367,7 +345,7 @@ class FlowAttempt:
         for key, fut in items:
             if fut.status == "error":
                 exc = fut.exception()
-                blamed_text = _blamed(key, getattr(exc, "task", None))
+                blamed_text = blamed_key(key, getattr(exc, "task", None))
                 erred.append((key, blamed_text, type(exc).__name__, error_text(exc)))
             elif fut.status == "cancelled":
                 cancelled.append(key)
@@ -427,63 +405,3 @@ class FlowAttempt:
                 self.client.cancel(dask_futures(futures), reason=reason)
             except Exception:
                 log.debug("cancel failed", exc_info=True)
-
-
-class _DropSerializationErrors(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Failed to serialize")
-
-
-_SERIALIZATION_LOGGERS = ("distributed.protocol.pickle", "distributed.protocol.core")
-
-
-@contextlib.contextmanager
-def _quiet_serialization_errors() -> Iterator[None]:
-    """While a wave is submitted: Dask's own traceback for an unpicklable argument is not shown.
-
-    The submission then fails, and dagflow names the task and the argument in one line instead
-    (`Compiler.find_unpicklable`), so the long traceback before it would only bury that line.
-    """
-    quiet = _DropSerializationErrors()
-    loggers = [logging.getLogger(name) for name in _SERIALIZATION_LOGGERS]
-    for logger in loggers:
-        logger.addFilter(quiet)
-    try:
-        yield
-    finally:
-        for logger in loggers:
-            logger.removeFilter(quiet)
-
-
-def missing_resources(client: Any, required: dict[str, float]) -> list[str]:
-    """Names in `required` that no current worker declares with at least that amount."""
-    if not required:
-        return []
-    workers = client.scheduler_info(n_workers=-1).get("workers", {})
-    missing = []
-    for name, amount in required.items():
-        if not any((w.get("resources") or {}).get(name, 0) >= amount for w in workers.values()):
-            missing.append(name)
-    return missing
-
-
-def _blamed(key: str, blamed: Any) -> str | None:
-    """The task key text an erred Dask future of task `key` blames: a task's key, or for a
-    chunk `(name, a, b)` none when `key` is in it (it failed itself), else its first item."""
-    if not isinstance(blamed, tuple):
-        return None
-    if len(blamed) == 2:
-        return key_text(blamed)
-    if len(blamed) == 3:
-        name, index = parse_key(key)
-        if name == blamed[0] and blamed[1] <= index < blamed[2]:
-            return None
-        return key_text((blamed[0], blamed[1]))
-    return None
-
-
-def _forget_arguments(call: Call) -> None:
-    """After submission the cluster holds the arguments; drop the driver's references."""
-    call.args = ()
-    call.kwargs = {}
-    call.futures = []

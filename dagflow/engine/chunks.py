@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from dagflow.core.keys import key_text, parse_key
 from dagflow.engine.outbox import ChunkBox, outbox_for
 
 if TYPE_CHECKING:
@@ -151,3 +152,18 @@ def values_of(futures: Sequence[Any], gathered: Sequence[Any]) -> list[Any]:
         else:
             out.append(by_id.get(id(fut)))
     return out
+
+
+def blamed_key(key: str, blamed: Any) -> str | None:
+    """The task key text an erred Dask future of task `key` blames: a task's key, or for a
+    chunk `(name, a, b)` none when `key` is in it (it failed itself), else its first item."""
+    if not isinstance(blamed, tuple):
+        return None
+    if len(blamed) == 2:
+        return key_text(blamed)
+    if len(blamed) == 3:
+        name, index = parse_key(key)
+        if name == blamed[0] and blamed[1] <= index < blamed[2]:
+            return None
+        return key_text((blamed[0], blamed[1]))
+    return None

@@ -28,6 +28,7 @@ from dask._task_spec import Task as SpecTask
 from dask.highlevelgraph import HighLevelGraph
 
 from dagflow.core.config import EMPTY, RunConfig
+from dagflow.core.cycles import check_no_cycle
 from dagflow.core.graph import (
     Call,
     Column,
@@ -35,7 +36,6 @@ from dagflow.core.graph import (
     Task,
     TaskFuture,
     allow_failure,
-    check_no_cycle,
     collect_refs,
     unmapped,
 )

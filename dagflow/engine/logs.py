@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 from dagflow.core.config import Masker
 from dagflow.core.context import current_flow_run, current_task_run
-from dagflow.core.machine import LogReport, log_wire
+from dagflow.core.reports import LogReport, log_wire
 from dagflow.core.runs import LogEvent
 from dagflow.core.text import bounded, storable
 

@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any
 
-from dagflow.core.machine import compact_wire
+from dagflow.core.reports import compact_wire
 
 FLUSH_SECONDS = 0.05
 

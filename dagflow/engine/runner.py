@@ -23,18 +23,19 @@ from distributed.client import FutureCancelledError
 from dagflow.core.config import EMPTY, RunConfig, secret_parameter_values
 from dagflow.core.flow import FlowDefinition
 from dagflow.core.keys import parse_key
-from dagflow.core.machine import ResultInfo, RunState
+from dagflow.core.machine import RunState
 from dagflow.core.pauses import PauseBoard
+from dagflow.core.reports import ResultInfo
 from dagflow.core.reuse import ResumePlan, plan_from
 from dagflow.core.runs import FlowRun, FlowRunStarted
 from dagflow.core.states import StateType
 from dagflow.engine.attempt import Cancelled, FlowAttempt
 from dagflow.engine.chunks import Chunk, ItemFuture, is_chunk_key
+from dagflow.engine.failures import error_text
 from dagflow.engine.routing import router_for
 from dagflow.engine.scheduler_state import trim_on_scheduler
 from dagflow.engine.sinks import EventSink
 from dagflow.engine.tracker import RunTracker, run_hooks
-from dagflow.engine.wrapper import error_text
 from dagflow.errors import FlowCancelled, FlowFailed, FlowTimeout, PauseRejected, UpstreamFailed
 from dagflow.settings import Settings
 

@@ -21,7 +21,8 @@ from typing import Any
 from dagflow.core.config import Masker, masked
 from dagflow.core.graph import Call, Column, Refs
 from dagflow.core.keys import key_text, parse_key
-from dagflow.core.machine import Outcome, ResultInfo, RunState, parse_reports
+from dagflow.core.machine import Outcome, RunState
+from dagflow.core.reports import ResultInfo, parse_reports
 from dagflow.core.runs import FlowRun, RunEvent, StateEvent, TaskEdges, TaskRun
 from dagflow.core.states import StateType
 from dagflow.core.task import TaskDefinition

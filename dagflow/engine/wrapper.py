@@ -6,7 +6,7 @@ upstream came through `allow_failure`), reuses a cached or earlier result when i
 user's function through `retrying.run_with_retries` (timeout, retries), persists the result when
 asked, and sends a `Report` of each transition through the worker's outbox. A failure is
 *returned* as a `Failure` value rather than raised, so that Dask keeps running downstream tasks
-that allow it; the driver turns a `Failure` back into the task's exception.
+that allow it; the driver turns a `Failure` back into the task's exception (`failures.py`).
 
 The hot path for a task that succeeds at its first attempt is: one clock read, two outbox puts,
 the call, a cheap picklability check of the result. Nothing else. A worker imports this module and
@@ -23,23 +23,29 @@ import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import cloudpickle
-
-from dagflow.core.config import EMPTY, Masker, RunConfig
+from dagflow.core.config import EMPTY, RunConfig
 from dagflow.core.context import TaskRunContext, current_task_run
-from dagflow.core.keys import logical
-from dagflow.core.machine import Report, ResultInfo
 from dagflow.core.options import TaskOptions
+from dagflow.core.reports import Report, ResultInfo
 from dagflow.core.reuse import NOT_REUSED, REUSED, Earlier
 from dagflow.core.states import StateType
 from dagflow.core.text import storable
 from dagflow.core.walk import transform
 from dagflow.engine.caching import CacheContext, bind_inputs, code_token, result_identity
+from dagflow.engine.failures import (
+    Failure,
+    check_picklable,
+    error_text,
+    failure_value,
+    masked_error,
+    portable,
+    upstream_failed,
+)
 from dagflow.engine.logs import DEFAULT_LOG_LIMITS, LogLimits, TaskLog
 from dagflow.engine.outbox import ChunkBox, Outbox, outbox_for
 from dagflow.engine.retrying import run_guarded, run_with_retries
 from dagflow.engine.shipping import dumps, shipped
-from dagflow.errors import TaskFailed, TaskTimeout, UpstreamFailed
+from dagflow.errors import TaskFailed, TaskTimeout
 
 if TYPE_CHECKING:
     from dagflow.core.graph import Task
@@ -54,106 +60,11 @@ TIMED_OUT = StateType.TIMED_OUT.value
 UPSTREAM_FAILED = StateType.UPSTREAM_FAILED.value
 CACHED = StateType.CACHED.value
 
-_SIMPLE = (type(None), bool, int, float, str, bytes)
-
-
-class Failure:
-    """What a failed task leaves in Dask's memory instead of a value."""
-
-    __slots__ = ("error", "key", "state", "task")
-
-    def __init__(self, task: str, key: str, state: str, error: BaseException) -> None:
-        self.task = task
-        self.key = key
-        self.state = state
-        self.error = error
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (Failure, (self.task, self.key, self.state, self.error))
-
-    def __repr__(self) -> str:
-        return f"Failure({self.task!r}, {self.state}, {self.error!r})"
-
-
-def error_text(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"
-
-
-def upstream_failed(task: str, run_id: str, upstream: Failure) -> UpstreamFailed:
-    """The error of `task`, not run because of `upstream`: it names the root failure (through
-    upstream tasks that did not run either) and chains its exception as `__cause__`."""
-    root, root_task, root_state = upstream.error, upstream.task, upstream.state
-    root_key = logical(upstream.key)
-    via: tuple[str, ...] = ()
-    if type(root) is UpstreamFailed and root.__cause__ is not None:
-        via = (*root.via, root_key)
-        root_task, root_key, root_state = root.upstream, root.cause, root.upstream_state
-        root = root.__cause__
-    return UpstreamFailed(
-        f"task {task!r} did not run: upstream {root_task!r} ({root_key}) ended {root_state}: "
-        f"{error_text(root)}",
-        task=task,
-        run_id=run_id,
-        cause=root_key,
-        upstream=root_task,
-        upstream_state=root_state,
-        root=root,
-        via=via,
-    )
-
-
-def _portable(error: BaseException, task: str, run_id: str) -> BaseException:
-    """The error itself if it survives pickling, else a `TaskFailed` with its type and text."""
-    try:
-        pickle.loads(cloudpickle.dumps(error))
-    except Exception:
-        return TaskFailed(
-            f"task {task!r} failed: {error_text(error)}",
-            task=task,
-            run_id=run_id,
-            cause=type(error).__name__,
-        )
-    return error
-
-
-def _masked_error(error: BaseException, task: str, run_id: str, masker: Masker) -> BaseException:
-    """`error`, or when its text holds a secret value, a `TaskFailed` with that text masked
-    (the error travels to the driver and is raised to the flow's caller)."""
-    text = error_text(error)
-    hidden = masker(text)
-    if hidden == text:
-        return error
-    return TaskFailed(
-        f"task {task!r} failed: {hidden}", task=task, run_id=run_id, cause=type(error).__name__
-    )
-
 
 def _give_back(held: list[Any]) -> None:
     from dagflow.engine import slots
 
     slots.give_back(held)
-
-
-def _check_picklable(value: Any, task: str) -> None:
-    """Raise a clear TypeError if `value` could not leave this worker."""
-    if type(value) in _SIMPLE:
-        return
-    buffers: list[Any] = []
-    try:
-        pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
-    except Exception:
-        try:
-            cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
-        except Exception as exc:
-            raise TypeError(
-                f"task {task!r} returned a value of type {type(value).__name__} that cannot be "
-                f"pickled, so it cannot leave the worker ({error_text(exc)}); return plain data "
-                "or persist it and return a path"
-            ) from None
-
-
-def _failure_value(value: Any) -> Any:
-    return value.error if type(value) is Failure else value
 
 
 _STATE = (
@@ -283,7 +194,7 @@ class TaskCall:
                 report(UPSTREAM_FAILED, 0, str(error), "UpstreamFailed")
                 return Failure(options.name, key, UPSTREAM_FAILED, error)
         if soft:
-            args, kwargs = transform((args, kwargs), _failure_value)
+            args, kwargs = transform((args, kwargs), failure_value)
 
         earlier = self.earlier.get(index) if self.earlier is not None else None
         try:
@@ -321,7 +232,7 @@ class TaskCall:
             )
             try:
                 value = fn(*args, **kwargs) if plain else run_guarded(fn, args, kwargs, options)
-                _check_picklable(value, options.name)
+                check_picklable(value, options.name)
                 return value, n, self._store(index, value, found.cache_key, found.identity)
             finally:
                 current_task_run.reset(token)
@@ -343,10 +254,10 @@ class TaskCall:
                 state = TIMED_OUT if isinstance(exc, TaskTimeout) else FAILED
                 tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
                 report(state, made[0] or 1, error_text(exc), type(exc).__name__, tb)
-                portable = _portable(exc, options.name, self.run_id)
+                shown = portable(exc, options.name, self.run_id)
                 if masker is not None:
-                    portable = _masked_error(portable, options.name, self.run_id, masker)
-                return Failure(options.name, key, state, portable)
+                    shown = masked_error(shown, options.name, self.run_id, masker)
+                return Failure(options.name, key, state, shown)
             emitter.close()
             report(COMPLETED, n, result=result)
             return value

@@ -12,7 +12,7 @@ from distributed import Client
 
 from dagflow import ClusterError, flow, task, unmapped
 from dagflow.core.states import StateType
-from dagflow.engine.attempt import missing_resources
+from dagflow.engine.submission import missing_resources
 from dagflow.runtime import run_flow
 
 pytestmark = pytest.mark.cluster

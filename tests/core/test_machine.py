@@ -10,16 +10,8 @@ from hypothesis import strategies as st
 
 from dagflow import allow_failure, task
 from dagflow.core.graph import RunGraph
-from dagflow.core.machine import (
-    WORKER_LOST,
-    LogReport,
-    Outcome,
-    Report,
-    ResultInfo,
-    RunState,
-    log_wire,
-    parse_report,
-)
+from dagflow.core.machine import WORKER_LOST, Outcome, RunState
+from dagflow.core.reports import LogReport, Report, ResultInfo, log_wire, parse_report
 from dagflow.core.runs import FlowRun, LogEvent, StateEvent
 from dagflow.core.states import StateType, replay
 from dagflow.errors import InvalidTransition

@@ -326,7 +326,7 @@ def test_persisted_items_are_reused_one_by_one_on_resume(tmp_path: Path) -> None
 
 
 def test_items_that_simply_succeed_travel_as_one_compact_record() -> None:
-    from dagflow.core.machine import LogReport, Report, compact_wire, log_wire, parse_reports
+    from dagflow.core.reports import LogReport, Report, compact_wire, log_wire, parse_reports
 
     def ok(i: int, t: float) -> list[Report]:
         return [

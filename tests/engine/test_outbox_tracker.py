@@ -17,7 +17,8 @@ from tornado.ioloop import IOLoop
 
 from dagflow import task
 from dagflow.core.graph import RunGraph
-from dagflow.core.machine import LogReport, Report, RunState, log_wire
+from dagflow.core.machine import RunState
+from dagflow.core.reports import LogReport, Report, log_wire
 from dagflow.core.runs import FlowRun, LogEvent, RunEvent, StateEvent, TaskRun
 from dagflow.core.states import StateType
 from dagflow.engine.outbox import FLUSH_SECONDS, Outbox

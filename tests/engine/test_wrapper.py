@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from dagflow import get_run_logger, task
-from dagflow.core.machine import LogReport, Report, parse_report
+from dagflow.core.reports import LogReport, Report, parse_report
+from dagflow.engine.failures import Failure
 from dagflow.engine.results import ResultStorage
-from dagflow.engine.wrapper import Failure, TaskCall
+from dagflow.engine.wrapper import TaskCall
 from dagflow.errors import UpstreamFailed
 
 RUN_ID = "ab12cd34" + "0" * 24
