@@ -24,7 +24,7 @@ from dagflow.core.keys import key_name, key_text, parse_key, run_token
 from dagflow.core.machine import Outcome, RunState, Verdict
 from dagflow.core.states import StateType
 from dagflow.core.walk import leaves, transform
-from dagflow.engine import printing
+from dagflow.engine import chunk_guard, printing
 from dagflow.engine.batches import MapPlanner
 from dagflow.engine.chunks import blamed_key, dask_futures, values_of
 from dagflow.engine.compiler import Compiler
@@ -164,6 +164,8 @@ class FlowAttempt:
                 forget_arguments(call)
 
     def _submit(self, calls: list[Call], chunks: dict[int, list[tuple[int, int]]]) -> None:
+        if chunks:
+            chunk_guard.install(self.client)  # once per client: a poison item fails alone
         wave = self.compiler.compile(calls, chunks)
         try:
             with dask.annotate(span=self.runner.span), quiet_serialization_errors():

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from dagflow.engine.wrapper import TaskCall
 
 ChunkKey = tuple[str, int, int]
+GUARD_ANNOTATION = "dagflow_guard"  # a careful chunk's: {"poison": [[item, deaths, worker]]}
+GUARD_MARK = "dagflow_chunk_at"  # the scheduler handler a careful chunk calls before an item
 
 
 def chunk_key(name: str, start: int, stop: int) -> ChunkKey:
@@ -70,8 +72,17 @@ def run_chunk(
     execute = call.execute
     plain_args = not any(columns)
     out: list[Any] = []
+    key = chunk_key(call.name, start, stop)
+    task_state = worker.state.tasks.get(key)
+    poison = _careful(task_state.annotations if task_state is not None else None)
     try:
         for j in range(stop - start):
+            if poison is not None:  # a worker died running this chunk (`chunk_guard.py`)
+                if start + j in poison:
+                    out.append(call.killed(box, where, start + j, *poison[start + j]))
+                    continue
+                box.flush()
+                _mark(worker, key, start + j)
             deps = hard
             if item_hard is not None and item_hard[j]:
                 deps = [*hard, *item_hard[j]]
@@ -88,6 +99,26 @@ def run_chunk(
     finally:
         box.close()
     return out
+
+
+def _careful(annotations: dict[str, Any] | None) -> dict[int, tuple[int, str]] | None:
+    """None for a chunk running plainly; for a careful one (a worker died running it), its
+    poison items: item -> (deaths, last worker)."""
+    guard = (annotations or {}).get(GUARD_ANNOTATION)
+    if guard is None:
+        return None
+    return {int(i): (int(n), str(w)) for i, n, w in guard.get("poison", ())}
+
+
+def _mark(worker: Any, key: ChunkKey, item: int) -> None:
+    """Tell the scheduler's guard which item this careful chunk runs next (one round trip)."""
+    from distributed.utils import sync
+
+    try:
+        sync(worker.loop, getattr(worker.scheduler, GUARD_MARK), key=key, item=item,
+             worker=worker.address)  # fmt: skip
+    except Exception:  # no guard on this scheduler: the chunk runs as it would without
+        pass
 
 
 class Chunk:

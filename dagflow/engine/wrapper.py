@@ -150,6 +150,21 @@ class TaskCall:
         worker = get_worker()
         return self.execute(outbox_for(worker), worker.address, index, deps, soft, args, kwargs)
 
+    def killed(self, box: Outbox | ChunkBox, where: str, index: int, deaths: int, last: str) -> Any:
+        """Item `index` killed each of the `deaths` workers that ran it: it ends FAILED with
+        `KilledWorker` without running again, so that its chunk's other items complete."""
+        from types import SimpleNamespace
+
+        from distributed.scheduler import KilledWorker
+
+        key = f"{self.name}[{index}]"
+        last_worker: Any = SimpleNamespace(address=last)  # all that KilledWorker's text reads
+        error = KilledWorker(f"{self.options.name}[{index}]", last_worker, deaths - 1)
+        report = Report(self.name, index, FAILED, time.time(), 1, where, error_text(error),
+                        "KilledWorker")  # fmt: skip
+        box.put(self.topic, report)
+        return Failure(self.options.name, key, FAILED, error)
+
     def execute(
         self,
         box: Outbox | ChunkBox,

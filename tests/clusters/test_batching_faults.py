@@ -92,17 +92,20 @@ def poisoned(i: int) -> int:
 
 
 @flow(name="poison_in_chunk")
-def poison_in_chunk() -> None:
-    poisoned.map(range(16))
+def poison_in_chunk(journal: str) -> None:
+    futures = poisoned.map(range(16))
+    # the body reads its neighbours' values (each from its chunk), not the poison's
+    _journal(journal, repr([f.result() for i, f in enumerate(futures) if i != 3]))
 
 
-def _poison_run(dask_procs: DaskProcesses) -> FlowRun:
+def _poison_run(dask_procs: DaskProcesses, journal: Path) -> FlowRun:
     # Workers under a nanny come back after each death; one allowed failure per task.
     dask_procs.start_scheduler(env={"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"})
     for name in ("w1", "w2"):
         dask_procs.add_worker(name=name, nanny=True)
     dask_procs.wait_for_workers(2)
-    run = run_flow(poison_in_chunk, {}, cluster=dask_procs.address)
+    run = run_flow(poison_in_chunk, {"journal": str(journal)}, cluster=dask_procs.address)
+    assert journal.read_text() == repr([i for i in range(16) if i != 3]) + "\n"
     assert run.state is S.FAILED
     poison = run.task_runs["poisoned[3]"]
     assert poison.state is S.FAILED
@@ -110,23 +113,25 @@ def _poison_run(dask_procs: DaskProcesses) -> FlowRun:
     assert "poisoned" in (run.error or "")
     recorded = get_flow_run(run.id)
     for record in (run, recorded):
-        # The other chunk completed (when its result was lost with the worker the poison
-        # killed, it was computed again and waited for): its items say so.
-        assert {record.task_runs[f"poisoned[{i}]"].state for i in range(8, 16)} == {S.COMPLETED}
-        # Not yet: the poison's neighbours in its chunk end FAILED with it (KilledWorker)
-        # instead of running again without it; every item has an end, none is left PENDING.
-        assert all(tr.state.is_final for tr in record.task_runs), [
-            (tr.key, tr.state) for tr in record.task_runs if not tr.state.is_final
-        ]
+        # Every other item completed: the poison's neighbours in its chunk ran again without
+        # it (`engine/chunk_guard.py`), and the other chunk, when its result was lost with a
+        # worker the poison killed, was computed again and waited for.
+        others = {i: record.task_runs[f"poisoned[{i}]"].state for i in range(16) if i != 3}
+        assert set(others.values()) == {S.COMPLETED}, others
+        assert record.task_runs["poisoned[3]"].state is S.FAILED
     return run
 
 
-def test_a_poison_item_ends_failed_with_killed_worker(dask_procs: DaskProcesses) -> None:
-    _poison_run(dask_procs)
+def test_a_poison_item_ends_failed_with_killed_worker(
+    dask_procs: DaskProcesses, tmp_path: Path
+) -> None:
+    run = _poison_run(dask_procs, tmp_path / "journal")
+    poison = run.task_runs["poisoned[3]"]
+    assert "died while running it" in (poison.error or ""), poison.error
 
 
 def test_a_lost_result_heard_late_is_still_waited_for(
-    dask_procs: DaskProcesses, monkeypatch: pytest.MonkeyPatch
+    dask_procs: DaskProcesses, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """The scheduler's word that a worker was lost, with the other chunk's result (Dask computes
     it again), comes with the poison's KilledWorker; on a loaded machine the driver folded it
@@ -139,6 +144,6 @@ def test_a_lost_result_heard_late_is_still_waited_for(
         return change(self, stimulus)
 
     monkeypatch.setattr(RunTracker, "change", late_losses)
-    run = _poison_run(dask_procs)
+    run = _poison_run(dask_procs, tmp_path / "journal")
     for i in range(8, 16):  # computed again or not, the record's end is the chunk's
         assert run.task_runs[f"poisoned[{i}]"].history[-1].to_state is S.COMPLETED
