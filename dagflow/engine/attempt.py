@@ -25,7 +25,7 @@ from dagflow.core.machine import Outcome, RunState, Verdict
 from dagflow.core.states import StateType
 from dagflow.core.walk import leaves, transform
 from dagflow.engine import chunk_guard, printing
-from dagflow.engine.batches import MapPlanner
+from dagflow.engine.batches import Chunks, Fused, MapPlanner
 from dagflow.engine.chunks import blamed_key, dask_futures, values_of
 from dagflow.engine.compiler import Compiler
 from dagflow.engine.failures import Failure, error_text
@@ -155,18 +155,18 @@ class FlowAttempt:
                 with self.lock:
                     if self.cancelling:
                         raise Cancelled("the flow run is being cancelled")
-                    self._submit(plan.calls, plan.chunks)
-                if plan.probe is not None:
-                    self.planner.measure(plan.probe, self._task_run, self._wait_news)
+                    self._submit(plan.calls, plan.chunks, plan.fused)
+                for probe in plan.probes:
+                    self.planner.measure(probe, self._task_run, self._wait_news)
                 rest = plan.rest
         finally:
             for call in calls:
                 forget_arguments(call)
 
-    def _submit(self, calls: list[Call], chunks: dict[int, list[tuple[int, int]]]) -> None:
+    def _submit(self, calls: list[Call], chunks: Chunks, fused: Fused) -> None:
         if chunks:
             chunk_guard.install(self.client)  # once per client: a poison item fails alone
-        wave = self.compiler.compile(calls, chunks)
+        wave = self.compiler.compile(calls, chunks, fused)
         try:
             with dask.annotate(span=self.runner.span), quiet_serialization_errors():
                 futures = self.client.get(wave.graph, wave.keys, sync=False)
@@ -175,7 +175,7 @@ class FlowAttempt:
             if culprit:
                 raise DefinitionError(culprit) from None
             raise DagflowError(f"submitting tasks to the cluster failed: {exc}") from exc
-        self.tracker.submitted(calls, futures, wave.chunks)
+        self.tracker.submitted(calls, futures, wave.chunks, wave.fused)
         for call in calls:
             self.observed.update(key_text(key) for key in call.soft_keys())
             forget_arguments(call)

@@ -48,8 +48,10 @@ class ChunkGuard(SchedulerPlugin):
 
     def __init__(self) -> None:
         self.scheduler: Any = None
-        self.at: dict[Any, tuple[int, str]] = {}  # chunk key -> the item running, and where
-        self.deaths: dict[Any, dict[int, list[Any]]] = {}  # chunk key -> item -> [n, worker]
+        # chunk key -> the item running (its stage in a fused chunk, its index), and where
+        self.at: dict[Any, tuple[int, int, str]] = {}
+        # chunk key -> (stage, item) -> [deaths, last worker]
+        self.deaths: dict[Any, dict[tuple[int, int], list[Any]]] = {}
         self.unknown: dict[Any, int] = {}  # chunk key -> deaths no item was known for
         self.left: dict[Any, int] = {}  # chunk key -> the `suspicious` count the guard left
 
@@ -57,9 +59,9 @@ class ChunkGuard(SchedulerPlugin):
         self.scheduler = scheduler
         scheduler.handlers[MARK] = self.mark
 
-    def mark(self, key: Any = None, item: int = 0, worker: str = "") -> None:
-        """A careful chunk is about to run `item` on `worker`."""
-        self.at[tuple(key) if isinstance(key, list) else key] = (item, worker)
+    def mark(self, key: Any = None, item: int = 0, worker: str = "", stage: int = 0) -> None:
+        """A careful chunk is about to run `item` (of stage `stage`, in a fused one) on `worker`."""
+        self.at[tuple(key) if isinstance(key, list) else key] = (stage, item, worker)
 
     def transition(self, key: Any, start: str, finish: str, *args: Any, **kwargs: Any) -> None:
         if type(key) is not tuple or len(key) != 3:
@@ -82,13 +84,17 @@ class ChunkGuard(SchedulerPlugin):
         if running is None:
             unknown = self.unknown[key] = self.unknown.get(key, 0) + 1
         else:
-            item, worker = running
-            entry = self.deaths.setdefault(key, {}).setdefault(item, [0, worker])
+            stage, item, worker = running
+            entry = self.deaths.setdefault(key, {}).setdefault((stage, item), [0, worker])
             entry[0] += 1
             entry[1] = worker
             unknown = self.unknown.get(key, 0)
         allowed = self.scheduler.allowed_failures
-        poison = [[i, n, w] for i, (n, w) in self.deaths.get(key, {}).items() if n > allowed]
+        poison = [
+            [stage, i, n, w]
+            for (stage, i), (n, w) in self.deaths.get(key, {}).items()
+            if n > allowed
+        ]
         ts.suspicious = max(0, unknown - 1)
         self.left[key] = ts.suspicious
         ts.annotations = {**ts.annotations, ANNOTATION: {"poison": poison}}

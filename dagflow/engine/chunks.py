@@ -8,6 +8,9 @@ are buffered in a `ChunkBox` and handed to the worker's outbox as one batch, at 
 chunk or when the oldest has waited `FLUSH_SECONDS` (a long item's RUNNING still reaches the
 driver while it runs, so a lost worker's running item gets its CRASHED attempt).
 
+A fused chunk (`run_fused`, see `core/fusion.py`) runs each item through a chain of maps and
+returns one list of values per stage; an item of stage s is read as `pick_stage(chunk, s, i)`.
+
 A chunk's Dask key is `(name, start, stop)`: the same name as its items' keys `(name, index)`,
 so the dashboard's progress bars and task stream still read per task, and it never collides with
 an item key. Downstream tasks read item i through `pick(chunk, offset)`, inlined in their own
@@ -27,7 +30,8 @@ if TYPE_CHECKING:
     from dagflow.engine.wrapper import TaskCall
 
 ChunkKey = tuple[str, int, int]
-GUARD_ANNOTATION = "dagflow_guard"  # a careful chunk's: {"poison": [[item, deaths, worker]]}
+# a careful chunk's annotation: {"poison": [[stage, item, deaths, last worker], ...]}
+GUARD_ANNOTATION = "dagflow_guard"
 GUARD_MARK = "dagflow_chunk_at"  # the scheduler handler a careful chunk calls before an item
 
 
@@ -43,6 +47,15 @@ def is_chunk_key(key: Any) -> bool:
 def pick(values: Sequence[Any], offset: int) -> Any:
     """Item `offset` of a chunk's values: what a downstream task receives for that item."""
     return values[offset]
+
+
+def pick_stage(values: Sequence[Sequence[Any]], stage: int, offset: int) -> Any:
+    """Item `offset` of stage `stage` of a fused chunk's values (one list per stage)."""
+    return values[stage][offset]
+
+
+class FromSource:
+    """Stands, in a fused stage's arguments, for the item's value from the stage it consumes."""
 
 
 def run_chunk(
@@ -64,59 +77,110 @@ def run_chunk(
     those of item `start + j`; `columns` says which positional arguments are per-item lists
     (`kw_columns` which keyword arguments), the others are passed whole to every item.
     """
+    return run_fused([], call, start, stop, hard, item_hard, soft, item_soft, columns, kw_columns,
+                     *args, **kwargs)[0]  # fmt: skip
+
+
+Stage = tuple[Any, int, int, tuple[bool, ...], tuple[str, ...], tuple[Any, ...], dict[str, Any]]
+
+
+def run_fused(
+    stages: list[Stage],
+    call: TaskCall,
+    start: int,
+    stop: int,
+    hard: list[Any],
+    item_hard: list[list[Any]] | None,
+    soft: Any,
+    item_soft: list[list[Any]] | None,
+    columns: tuple[bool, ...],
+    kw_columns: tuple[str, ...],
+    *args: Any,
+    **kwargs: Any,
+) -> list[list[Any]]:
+    """A fused chunk (`core/fusion.py`): items `start .. stop - 1` of the head `call`, as
+    `run_chunk` runs them, and for each item at once the same item of every following stage.
+
+    A stage is `(call, start, source, columns, kw_columns, args, kwargs)`: its item j takes the
+    value of item j of stage `source` (0: the head) where its arguments hold `FromSource`; that
+    value is also its only upstream, so a failed source item makes it UPSTREAM_FAILED. Returns
+    one list of values per stage, the head's first.
+    """
     from distributed import get_worker
 
     worker = get_worker()
     box = ChunkBox(outbox_for(worker), call.topic)
     where = worker.address
-    execute = call.execute
-    plain_args = not any(columns)
-    out: list[Any] = []
+    outs: list[list[Any]] = [[] for _ in range(len(stages) + 1)]
     key = chunk_key(call.name, start, stop)
     task_state = worker.state.tasks.get(key)
     poison = _careful(task_state.annotations if task_state is not None else None)
+    head_columns = any(columns)
     try:
         for j in range(stop - start):
-            if poison is not None:  # a worker died running this chunk (`chunk_guard.py`)
-                if start + j in poison:
-                    out.append(call.killed(box, where, start + j, *poison[start + j]))
-                    continue
-                box.flush()
-                _mark(worker, key, start + j)
-            deps = hard
-            if item_hard is not None and item_hard[j]:
-                deps = [*hard, *item_hard[j]]
-            item_is_soft = bool(soft) or (item_soft is not None and bool(item_soft[j]))
-            item_args = args
-            if not plain_args:
-                item_args = tuple(a[j] if c else a for a, c in zip(args, columns, strict=True))
-            item_kwargs = (
-                {k: v[j] if k in kw_columns else v for k, v in kwargs.items()}
-                if kw_columns
-                else kwargs
-            )
-            out.append(execute(box, where, start + j, deps, item_is_soft, item_args, item_kwargs))
+            index = start + j
+            if poison is not None and (0, index) in poison:
+                outs[0].append(call.killed(box, where, index, *poison[0, index]))
+            else:
+                if poison is not None:
+                    box.flush()
+                    _mark(worker, key, index)
+                deps = hard
+                if item_hard is not None and item_hard[j]:
+                    deps = [*hard, *item_hard[j]]
+                item_is_soft = bool(soft) or (item_soft is not None and bool(item_soft[j]))
+                item_args = args
+                if head_columns:
+                    item_args = tuple(a[j] if c else a for a, c in zip(args, columns, strict=True))
+                item_kwargs = (
+                    {k: v[j] if k in kw_columns else v for k, v in kwargs.items()}
+                    if kw_columns
+                    else kwargs
+                )
+                outs[0].append(
+                    call.execute(box, where, index, deps, item_is_soft, item_args, item_kwargs)
+                )
+            for n, (stage_call, stage_start, source, s_cols, s_kw, s_args, s_kwargs) in enumerate(
+                stages, 1
+            ):
+                index = stage_start + j
+                if poison is not None:
+                    if (n, index) in poison:
+                        outs[n].append(stage_call.killed(box, where, index, *poison[n, index]))
+                        continue
+                    box.flush()
+                    _mark(worker, key, index, n)
+                value = outs[source][j]
+                a = tuple(
+                    value if v is FromSource else (v[j] if c else v)
+                    for v, c in zip(s_args, s_cols, strict=True)
+                )
+                kw = {
+                    k: value if v is FromSource else (v[j] if k in s_kw else v)
+                    for k, v in s_kwargs.items()
+                }
+                outs[n].append(stage_call.execute(box, where, index, [value], False, a, kw))
     finally:
         box.close()
-    return out
+    return outs
 
 
-def _careful(annotations: dict[str, Any] | None) -> dict[int, tuple[int, str]] | None:
+def _careful(annotations: dict[str, Any] | None) -> dict[tuple[int, int], tuple[int, str]] | None:
     """None for a chunk running plainly; for a careful one (a worker died running it), its
-    poison items: item -> (deaths, last worker)."""
+    poison items: (stage, item) -> (deaths, last worker)."""
     guard = (annotations or {}).get(GUARD_ANNOTATION)
     if guard is None:
         return None
-    return {int(i): (int(n), str(w)) for i, n, w in guard.get("poison", ())}
+    return {(int(s), int(i)): (int(n), str(w)) for s, i, n, w in guard.get("poison", ())}
 
 
-def _mark(worker: Any, key: ChunkKey, item: int) -> None:
+def _mark(worker: Any, key: ChunkKey, item: int, stage: int = 0) -> None:
     """Tell the scheduler's guard which item this careful chunk runs next (one round trip)."""
     from distributed.utils import sync
 
     try:
         sync(worker.loop, getattr(worker.scheduler, GUARD_MARK), key=key, item=item,
-             worker=worker.address)  # fmt: skip
+             worker=worker.address, stage=stage)  # fmt: skip
     except Exception:  # no guard on this scheduler: the chunk runs as it would without
         pass
 
@@ -133,13 +197,15 @@ class Chunk:
 
 
 class ItemFuture:
-    """Item `offset` of a chunk, standing in for the Dask future an unbatched item has."""
+    """Item `offset` of a chunk, standing in for the Dask future an unbatched item has; of
+    stage `stage` of a fused chunk, whose values are one list per stage."""
 
-    __slots__ = ("chunk", "offset")
+    __slots__ = ("chunk", "offset", "stage")
 
-    def __init__(self, chunk: Chunk, offset: int) -> None:
+    def __init__(self, chunk: Chunk, offset: int, stage: int | None = None) -> None:
         self.chunk = chunk
         self.offset = offset
+        self.stage = stage
 
     @property
     def status(self) -> str:
@@ -159,6 +225,8 @@ class ItemFuture:
         chunk = self.chunk
         if chunk.values is None:
             chunk.values = chunk.future.result(timeout=timeout)
+        if self.stage is not None:
+            return chunk.values[self.stage][self.offset]
         return chunk.values[self.offset]
 
 
@@ -179,6 +247,8 @@ def values_of(futures: Sequence[Any], gathered: Sequence[Any]) -> list[Any]:
     for fut in futures:
         if type(fut) is ItemFuture:
             values = by_id.get(id(fut.chunk.future))
+            if isinstance(values, list) and fut.stage is not None:
+                values = values[fut.stage]
             out.append(values[fut.offset] if isinstance(values, list) else values)
         else:
             out.append(by_id.get(id(fut)))

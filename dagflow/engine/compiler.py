@@ -9,7 +9,9 @@ run; its bytes are pickled once here and shared by every key of that task.
 A mapped call may run in chunks (`engine/chunks.py`): the attempt says how each call is cut
 (`compile(calls, chunks)`). The compiler remembers where every chunked item lives, so that a
 later reference to item i becomes an inlined `pick(TaskRef(chunk), offset)` instead of a
-`TaskRef` to a key that does not exist.
+`TaskRef` to a key that does not exist. Maps fused into a chunked map (`compile(calls, chunks,
+fused)`, see `core/fusion.py`) add no layer: they run in their head's chunks, and an item of
+theirs is read as `pick_stage(TaskRef(chunk), stage, offset)`.
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ from dagflow.core.graph import (
 from dagflow.core.keys import Key
 from dagflow.core.reuse import ResumePlan
 from dagflow.core.walk import transform
-from dagflow.engine.chunks import pick
-from dagflow.engine.layers import CallLayer
+from dagflow.engine.chunks import FromSource, pick, pick_stage
+from dagflow.engine.layers import CallLayer, StageSpec
 from dagflow.engine.layers import Column as SpecColumn
 from dagflow.engine.logs import DEFAULT_LOG_LIMITS, LogLimits
 from dagflow.engine.results import ResultStorage
@@ -82,15 +84,24 @@ def to_spec(value: Any, ref: Ref = TaskRef) -> Any:
 
 @dataclass(slots=True)
 class Placement:
-    """Where the chunked items of one task key name live: chunk n holds starts[n] .. stops[n]-1."""
+    """Where the chunked items of one task key name live: chunk n holds starts[n] .. stops[n]-1,
+    under Dask key keys[n], in the values of stage stages[n] of a fused chunk (None: unfused)."""
 
     starts: list[int] = field(default_factory=list)
     stops: list[int] = field(default_factory=list)
+    keys: list[tuple[str, int, int]] = field(default_factory=list)
+    stages: list[int | None] = field(default_factory=list)
 
-    def find(self, index: int) -> tuple[int, int] | None:
+    def add(self, start: int, stop: int, key: tuple[str, int, int], stage: int | None) -> None:
+        self.starts.append(start)
+        self.stops.append(stop)
+        self.keys.append(key)
+        self.stages.append(stage)
+
+    def find(self, index: int) -> int | None:
         n = bisect.bisect_right(self.starts, index) - 1
         if n >= 0 and index < self.stops[n]:
-            return self.starts[n], self.stops[n]
+            return n
         return None
 
 
@@ -102,6 +113,7 @@ class Wave:
     keys: list[Any]  # a task key per unbatched item, a chunk key `(name, a, b)` per chunk
     calls: list[Call]
     chunks: dict[int, list[tuple[int, int]]]  # id(call) -> its chunks, for chunked calls
+    fused: dict[int, list[tuple[Call, int]]]  # id(head) -> the maps fused into its chunks
 
 
 class Compiler:
@@ -137,10 +149,13 @@ class Compiler:
         chunk that runs it."""
         placement = self._placed.get(key[0])
         if placement is not None:
-            found = placement.find(key[1])
-            if found is not None:
-                a, b = found
-                return SpecTask(None, pick, TaskRef((key[0], a, b)), key[1] - a)
+            n = placement.find(key[1])
+            if n is not None:
+                chunk, stage = TaskRef(placement.keys[n]), placement.stages[n]
+                offset = key[1] - placement.starts[n]
+                if stage is None:
+                    return SpecTask(None, pick, chunk, offset)
+                return SpecTask(None, pick_stage, chunk, stage, offset)
         return TaskRef(key)
 
     def _storage_for(self, task: Task, persist: bool) -> ResultStorage | None:
@@ -192,28 +207,51 @@ class Compiler:
         return call
 
     def compile(
-        self, calls: list[Call], chunks: dict[int, list[tuple[int, int]]] | None = None
+        self,
+        calls: list[Call],
+        chunks: dict[int, list[tuple[int, int]]] | None = None,
+        fused: dict[int, list[tuple[Call, int]]] | None = None,
     ) -> Wave:
         """One wave of `calls`; `chunks[id(call)]` cuts a mapped call into chunks (absolute
-        `[a, b)` item ranges covering all its items), the others run one task per item."""
+        `[a, b)` item ranges covering all its items), the others run one task per item;
+        `fused[id(head)]` lists the maps (in `calls`, after it) that run in its chunks."""
         chunks = chunks or {}
+        fused = fused or {}
+        heads = {id(c): c for c in calls if id(c) in fused}
+        follows = {
+            id(f): (heads[head_id], n)
+            for head_id, followers in fused.items()
+            for n, (f, _) in enumerate(followers, 1)
+        }
         layers: dict[str, CallLayer] = {}
         keys: list[Any] = []
         for call in calls:
+            if id(call) in follows:
+                head, stage = follows[id(call)]
+                placement = self._placed.setdefault(call.name, Placement())
+                shift = call.start - head.start
+                for a, b in chunks[id(head)]:
+                    placement.add(a + shift, b + shift, (head.name, a, b), stage)
+                continue
             cut = chunks.get(id(call))
-            layers[f"{call.name}-{call.start}"] = self._layer(call, cut)
+            followers = fused.get(id(call))
+            layers[f"{call.name}-{call.start}"] = self._layer(call, cut, followers)
             if cut is None:
                 keys.extend(call.iter_keys())
             else:
                 keys.extend((call.name, a, b) for a, b in cut)
                 placement = self._placed.setdefault(call.name, Placement())
                 for a, b in cut:
-                    placement.starts.append(a)
-                    placement.stops.append(b)
+                    placement.add(a, b, (call.name, a, b), 0 if followers else None)
         graph = HighLevelGraph(layers, {name: set() for name in layers})
-        return Wave(graph, keys, calls, chunks)
+        return Wave(graph, keys, calls, chunks, fused)
 
-    def _layer(self, call: Call, chunks: list[tuple[int, int]] | None = None) -> CallLayer:
+    def _layer(
+        self,
+        call: Call,
+        chunks: list[tuple[int, int]] | None = None,
+        followers: list[tuple[Call, int]] | None = None,
+    ) -> CallLayer:
         func = self.task_call(call.task, call.name)
         ref = self.ref if self._placed else TaskRef
         refs = call.refs
@@ -252,7 +290,21 @@ class Compiler:
             item_soft,
             annotations,
             chunks,
+            [self._stage(f, source) for f, source in followers] if followers else None,
         )
+
+    def _stage(self, call: Call, source: int) -> StageSpec:
+        """A map fused into another's chunks: its mapped argument that holds futures becomes
+        `FromSource` (each item gets its source item's value), the others stay as they are."""
+
+        def spec(value: Any) -> Any:
+            if type(value) is not Column:
+                return value
+            return FromSource if value.refs is not None else SpecColumn(value.values, refs=False)
+
+        args = tuple(spec(a) for a in call.args)
+        kwargs = {k: spec(v) for k, v in call.kwargs.items()}
+        return (self.task_call(call.task, call.name), call.start, source, args, kwargs)
 
     def find_unpicklable(self, calls: Iterable[Call]) -> str | None:
         """After a failed submission: name the first task whose arguments cannot be pickled."""

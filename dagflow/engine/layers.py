@@ -9,7 +9,8 @@ when it materializes the graph. Everything a layer holds is already in Dask's ta
 A layer with `chunks` expands into one task per chunk instead (`engine/chunks.py`): key
 `(name, a, b)` runs items `a .. b - 1` through `run_chunk`. Upstream references (`hard`, `soft`
 and the per-item lists) arrive as spec nodes: a `TaskRef`, or an inlined pick of an item out of
-an upstream chunk.
+an upstream chunk. A layer with `stages` runs the maps fused into it in the same chunk tasks
+(`run_fused`): they add no key of their own.
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ from typing import Any
 from dask.highlevelgraph import Layer
 from dask.task_spec import List, Task
 
-from dagflow.engine.chunks import run_chunk
+from dagflow.engine.chunks import run_chunk, run_fused
 
 Key = tuple[str, int]
 Chunk = tuple[int, int]
+# a map fused into a layer's chunks: its wrapper, first item, the stage it consumes, arguments
+# (a `Column` per plain mapped argument, `chunks.FromSource` for the consumed one)
+StageSpec = tuple[Any, int, int, tuple[Any, ...], dict[str, Any]]
 
 
 class Column:
@@ -58,6 +62,7 @@ class CallLayer(Layer):
         item_soft: list[list[Any]] | None = None,
         annotations: Mapping[str, Any] | None = None,
         chunks: list[Chunk] | None = None,
+        stages: list[StageSpec] | None = None,
     ) -> None:
         super().__init__(annotations=annotations)
         self.name = name
@@ -71,6 +76,7 @@ class CallLayer(Layer):
         self.item_hard = item_hard
         self.item_soft = item_soft
         self.chunks = chunks
+        self.stages = stages  # maps fused into this one's chunks (`core/fusion.py`)
         self._cache: dict[Any, Task] | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -89,6 +95,7 @@ class CallLayer(Layer):
                 self.item_soft,
                 self.annotations,
                 self.chunks,
+                self.stages,
             ),
         )
 
@@ -124,6 +131,14 @@ class CallLayer(Layer):
         args = [_slice(arg, i, j) if type(arg) is Column else arg for arg in self.args]
         kwargs = {k: _slice(v, i, j) if type(v) is Column else v for k, v in self.kwargs.items()}
         key = (self.name, a, b)
+        if self.stages:
+            stages = [_stage(stage, i, j) for stage in self.stages]
+            return Task(
+                key, run_fused, stages, self.func, a, b,
+                List(*self.hard) if self.hard else [], item_hard,
+                List(*self.soft) if self.soft else False, item_soft,
+                columns, kw_columns, *args, **kwargs,
+            )  # fmt: skip
         return Task(
             key,
             run_chunk,
@@ -174,6 +189,16 @@ class CallLayer(Layer):
 
     def get_output_keys(self) -> Set[Any]:
         return set(self.__iter__())
+
+
+def _stage(stage: StageSpec, i: int, j: int) -> tuple[Any, ...]:
+    """A fused stage's part for items `i .. j - 1` of its layer (`chunks.run_fused`'s form)."""
+    func, start, source, args, kwargs = stage
+    columns = tuple(type(a) is Column for a in args)
+    kw_columns = tuple(k for k, v in kwargs.items() if type(v) is Column)
+    part_args = tuple(a.values[i:j] if type(a) is Column else a for a in args)
+    part_kwargs = {k: v.values[i:j] if type(v) is Column else v for k, v in kwargs.items()}
+    return (func, start + i, source, columns, kw_columns, part_args, part_kwargs)
 
 
 def _slice(column: Column, i: int, j: int) -> Any:

@@ -144,7 +144,8 @@ class FlowRunner:
         name, index = dask_key
         for held in list(self.client.futures):  # an item of a chunk: the chunk is computed again
             if is_chunk_key(held) and held[0] == name and held[1] <= index < held[2]:
-                return ItemFuture(Chunk(Future(held, self.client)), index - held[1])
+                stage = 0 if held in self.tracker.fused_chunks else None  # a fused head's
+                return ItemFuture(Chunk(Future(held, self.client)), index - held[1], stage)
         return None
 
     @property

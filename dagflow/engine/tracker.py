@@ -58,6 +58,7 @@ class RunTracker:
         self.settled = threading.Condition(self.lock)
         self.inflight: dict[str, Any] = {}  # task key -> distributed.Future, until its end
         self.held: list[Any] = []  # every TaskFuture submitted: let go of at the end
+        self.fused_chunks: set[Any] = set()  # chunk keys whose values are one list per stage
         self.failed: dict[str, Any] = {}  # futures holding a `Failure`, until the run ends
         self.tasks: dict[str, TaskDefinition[..., Any]] = {}  # key name -> task, for hooks
         self.edges: set[tuple[str, str]] = set()  # task-name dependencies already emitted
@@ -182,10 +183,19 @@ class RunTracker:
         calls: Sequence[Any],
         futures: Sequence[Any],
         chunks: dict[int, list[tuple[int, int]]] | None = None,
+        fused: dict[int, list[tuple[Any, int]]] | None = None,
     ) -> None:
         """A wave went to the cluster: its tasks are PENDING and their futures held (an item
-        that runs in a chunk holds an `ItemFuture` of its chunk's future)."""
+        that runs in a chunk holds an `ItemFuture` of its chunk's future; an item of a map fused
+        into another's chunks, of its head's chunk)."""
         now = time.time()
+        follows = {
+            id(f): (head_id, n)
+            for head_id, followers in (fused or {}).items()
+            for n, (f, _) in enumerate(followers, 1)
+        }
+        # id(head) -> its chunks, each with its first item's position in the map and its size
+        made: dict[int, list[tuple[Chunk, int, int]]] = {}
         with self.lock:
             events = self.state.submitted(calls, now)
             inflight = self.inflight
@@ -193,16 +203,31 @@ class RunTracker:
             held = self.held
             for call in calls:
                 self.tasks[call.name] = call.task
+                if id(call) in follows:
+                    head_id, stage = follows[id(call)]
+                    for chunk, position, size in made[head_id]:
+                        for offset in range(size):
+                            tf = call.futures[position + offset]
+                            tf.dask_future = fut = ItemFuture(chunk, offset, stage)
+                            held.append(tf)
+                            inflight[key_text(tf.key)] = fut
+                    continue
                 cut = chunks.get(id(call)) if chunks else None
                 if cut is not None:
+                    stage0 = None
+                    if fused and id(call) in fused:
+                        stage0 = 0
+                        self.fused_chunks.update((call.name, a, b) for a, b in cut)
                     item_futures = call.futures
                     base = call.start
+                    own = made[id(call)] = []
                     for a, b in cut:
                         chunk = Chunk(futures[i])
+                        own.append((chunk, a - base, b - a))
                         i += 1
                         for index in range(a, b):
                             tf = item_futures[index - base]
-                            tf.dask_future = fut = ItemFuture(chunk, index - a)
+                            tf.dask_future = fut = ItemFuture(chunk, index - a, stage0)
                             held.append(tf)
                             inflight[f"{call.name}[{index}]"] = fut
                     continue
@@ -259,6 +284,7 @@ class RunTracker:
         with self.lock:
             self.inflight.clear()
             self.failed.clear()
+            self.fused_chunks.clear()
             held, self.held = self.held, []
         for tf in held:
             tf.dask_future = None

@@ -147,3 +147,43 @@ def test_a_lost_result_heard_late_is_still_waited_for(
     run = _poison_run(dask_procs, tmp_path / "journal")
     for i in range(8, 16):  # computed again or not, the record's end is the chunk's
         assert run.task_runs[f"poisoned[{i}]"].history[-1].to_state is S.COMPLETED
+
+
+@task(batch_size=8)
+def first_stage(i: int) -> int:
+    return i
+
+
+@task(batch_size=8)
+def poisoned_second(i: int) -> int:
+    if i == 5:
+        os._exit(1)  # every worker that runs it dies
+    return i * 10
+
+
+@flow(name="poison_in_fused_stage")
+def poison_in_fused_stage(journal: str) -> None:
+    seconds = poisoned_second.map(first_stage.map(range(16)))  # fused: one chunk runs both
+    _journal(journal, repr([f.result() for i, f in enumerate(seconds) if i != 5]))
+
+
+def test_a_poison_item_of_a_fused_stage_fails_alone(
+    dask_procs: DaskProcesses, tmp_path: Path
+) -> None:
+    dask_procs.start_scheduler(env={"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"})
+    for name in ("w1", "w2"):
+        dask_procs.add_worker(name=name, nanny=True)
+    dask_procs.wait_for_workers(2)
+    journal = tmp_path / "journal"
+    run = run_flow(poison_in_fused_stage, {"journal": str(journal)}, cluster=dask_procs.address)
+    assert run.state is S.FAILED
+    assert journal.read_text() == repr([i * 10 for i in range(16) if i != 5]) + "\n"
+    assert any("fused with 'poisoned_second'" in ev.message for ev in run.log_records)
+    for record in (run, get_flow_run(run.id)):
+        poison = record.task_runs["poisoned_second[5]"]
+        assert poison.state is S.FAILED and poison.error_type == "KilledWorker", poison.error
+        # the death is the second stage's: item 5 of the first stage completed
+        assert {tr.state for tr in record.tasks_named("first_stage")} == {S.COMPLETED}
+        others = {tr.key: tr.state for tr in record.tasks_named("poisoned_second")}
+        del others["poisoned_second[5]"]
+        assert set(others.values()) == {S.COMPLETED}, others

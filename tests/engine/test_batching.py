@@ -180,7 +180,11 @@ def test_chained_maps_in_chunks_pass_item_i_to_item_i() -> None:
     values = run.result()
     assert values[0] == 499 * 499 + 1
     assert values[1:] == [x * x + 2 for x in range(500)]
-    assert len(chunk_notes(run)) == 3
+    # plus_one over square's items fuses into square's chunks (tests/engine/test_fusion.py);
+    # the map that also waits for firsts[0] is chunked on its own
+    fused, alone = chunk_notes(run)
+    assert fused.startswith("task 'square'") and fused.endswith("fused with 'plus_one'")
+    assert alone.startswith("task 'plus_one'") and "fused" not in alone
 
 
 def test_batch_size_one_is_one_dask_task_per_item_and_no_note() -> None:
