@@ -57,12 +57,14 @@ REPO = Path(__file__).resolve().parent.parent
 @dataclass(frozen=True, slots=True)
 class Workload:
     name: str
-    kind: str  # independent | chain | reduce
-    n: int  # tasks (a reduce adds one)
+    kind: str  # independent | chain | reduce | map_chain | sleep100 | sleep_random
+    n: int  # tasks (a reduce adds one, a map chain has two per item)
     text: str
 
     @property
     def tasks(self) -> int:
+        if self.kind == "map_chain":
+            return 2 * self.n
         return self.n + 1 if self.kind == "reduce" else self.n
 
 
@@ -76,6 +78,7 @@ WORKLOADS = {
         Workload("W6", "independent", 100_000, "100,000 independent tasks"),
         Workload("W7", "sleep100", 1_000, "1,000 items of 100 ms"),
         Workload("W8", "sleep_random", 2_000, "2,000 items of 1-50 ms"),
+        Workload("W9", "map_chain", 5_000, "a map of 5,000 items and a map over them"),
     )
 }
 DEFAULT_WORKLOADS = ("W1", "W2", "W3", "W5")
@@ -85,11 +88,13 @@ FLOWS: dict[str, Flow[..., None]] = {
     "reduce": workloads.reduce,
     "sleep100": workloads.sleep100,
     "sleep_random": workloads.sleep_random,
+    "map_chain": workloads.map_chain,
 }
 PREFECT_KINDS = ("independent", "chain", "reduce")  # benchmarks/prefect_workloads.py
 UNBATCHED: dict[str, Flow[..., None]] = {
     "independent": workloads.independent_unbatched,
     "reduce": workloads.reduce_unbatched,
+    "map_chain": workloads.map_chain_unbatched,
 }
 
 
@@ -125,6 +130,9 @@ def run_raw(client: Client, wl: Workload) -> float:
         parts = client.map(workloads.ident, range(wl.n), pure=False)
         total = client.submit(workloads.sum_all, parts, pure=False)
         wait(total)
+    elif wl.kind == "map_chain":
+        parts = client.map(workloads.ident, range(wl.n), pure=False)
+        wait(client.map(workloads.inc, parts, pure=False))
     else:
         futures = client.map(workloads.nap, workloads.naps(wl.kind, wl.n), pure=False)
         wait(futures)

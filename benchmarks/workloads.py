@@ -51,6 +51,7 @@ ident_unbatched = task(name="ident", batch_size=1)(ident)
 nap_task = task(name="nap")(nap)
 ident_task = task(name="ident")(ident)
 inc_task = task(name="inc")(inc)
+inc_unbatched = task(name="inc", batch_size=1)(inc)
 sum_task = task(name="sum_all")(sum_all)
 
 
@@ -98,3 +99,15 @@ def sleep100(n: int) -> None:
 def sleep_random(n: int) -> None:
     """W8: `n` items of 1-50 ms each."""
     nap_task.map(naps("sleep_random", n))
+
+
+@flow(name="bench_map_chain")
+def map_chain(n: int) -> None:
+    """W9: a map over `n` items and a map over its items, item by item (fused)."""
+    inc_task.map(ident_task.map(range(n)))
+
+
+@flow(name="bench_map_chain_unbatched")
+def map_chain_unbatched(n: int) -> None:
+    """W9 with `batch_size=1` on both maps."""
+    inc_unbatched.map(ident_unbatched.map(range(n)))

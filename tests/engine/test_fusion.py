@@ -7,6 +7,7 @@ rest runs on real clusters: the in-process one, and worker processes for what cr
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from typing import Any
 
@@ -189,3 +190,43 @@ def test_fused_items_run_on_one_worker_in_one_dask_task_per_chunk(
         for i in (0, 250, 399):
             a, b = record.task_runs[f"located[{i}]"], record.task_runs[f"located_again[{i}]"]
             assert a.worker == b.worker and a.worker is not None
+
+
+@pytest.mark.cluster
+@pytest.mark.usefixtures("threads_cluster")
+def test_a_fused_chain_resumes_item_by_item(tmp_path: Any) -> None:
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    gate = tmp_path / "gate"
+
+    @task(persist_result=True, batch_size=8)
+    def load(i: int) -> int:
+        (calls / f"load-{i}-{time.monotonic_ns()}").touch()
+        return i
+
+    @task(persist_result=True, batch_size=8)
+    def finish(i: int) -> int:
+        (calls / f"finish-{i}-{time.monotonic_ns()}").touch()
+        if i == 13 and not gate.exists():
+            raise RuntimeError("gate closed")
+        return 10 * i
+
+    @flow
+    def resumable(n: int) -> int:
+        return sum(f.result() for f in finish.map(load.map(range(n))))
+
+    first = resumable.run(n=24)
+    assert first.state is S.FAILED
+    assert len(fused_notes(first)) == 1
+    gate.touch()
+    resumed = resumable.resume(first.id)
+    assert resumed.state is S.COMPLETED, resumed.error
+    assert resumed.result() == 10 * sum(range(24))
+    ran = Counter(p.name.rsplit("-", 1)[0] for p in calls.iterdir())
+    assert ran["finish-13"] == 2
+    assert sum(ran.values()) == 24 + 24 + 1, "only the failed item ran again"
+    assert Counter(tr.state for tr in resumed.tasks_named("load")) == {S.CACHED: 24}
+    assert Counter(tr.state for tr in resumed.tasks_named("finish")) == {
+        S.CACHED: 23,
+        S.COMPLETED: 1,
+    }
