@@ -12,7 +12,8 @@ Raw Dask uses the fastest plain way: `client.map` / `client.submit` futures, the
 
 Workloads: W1 1,000 independent tasks; W2 a chain of 200; W3 500 tasks and a reduce; W5 10,000
 independent tasks; W6 100,000 independent tasks (in `--workloads`, or with `--big` dagflow only,
-with the driver's peak memory); W7 1,000 items of 100 ms; W8 2,000 items of 1-50 ms. dagflow
+with the driver's peak memory); W7 1,000 items of 100 ms; W8 2,000 items of 1-50 ms; W9 a map
+of 5,000 items and a map over its items (fused into the same chunks). dagflow
 maps adaptively in chunks (issue #15); `--unbatched` adds a column with `batch_size=1` (one Dask
 task per item) on the workloads that map. Also measured: the driver time to build and submit a
 10,000-task map.
@@ -337,14 +338,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--workloads",
         default=",".join(DEFAULT_WORKLOADS),
-        help="comma-separated, from W1,W2,W3,W5,W6,W7,W8 (default: W1,W2,W3,W5; '' for none)",
+        help="comma-separated, from W1,W2,W3,W5,W6,W7,W8,W9 (default: W1,W2,W3,W5; '' for none)",
     )
     p.add_argument("--repeat", type=int, default=3, help="runs per system and workload")
     p.add_argument("--big", action="store_true", help="also run W6 (100,000 tasks) with dagflow")
     p.add_argument(
         "--unbatched",
         action="store_true",
-        help="also run dagflow with batch_size=1 (column 'dagflow-b1') on W1, W3, W5, W6",
+        help="also run dagflow with batch_size=1 (column 'dagflow-b1') on W1, W3, W5, W6, W9",
     )
     p.add_argument("--no-prefect", action="store_true", help="skip Prefect even if installed")
     p.add_argument(

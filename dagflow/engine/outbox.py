@@ -118,10 +118,14 @@ class ChunkBox:
         self.box.worker.loop.call_later(FLUSH_SECONDS, self._watch)
 
     def flush(self) -> None:
+        # Handed over under the lock: the loop's flush and the chunk thread's (at its end, or
+        # before each item of a careful chunk) must reach the outbox in the order they were
+        # put, or an item's COMPLETED could overtake its RUNNING. (The outbox never takes this
+        # lock, so holding both cannot deadlock.)
         with self.lock:
             records, self.records = self.records, []
-        if records:
-            self.box.put_many(self.topic, compact_wire(records))
+            if records:
+                self.box.put_many(self.topic, compact_wire(records))
 
     def close(self) -> None:
         """The chunk ended: hand over the rest; the loop stops looking."""

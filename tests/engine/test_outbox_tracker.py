@@ -21,7 +21,7 @@ from dagflow.core.machine import RunState
 from dagflow.core.reports import LogReport, Report, log_wire
 from dagflow.core.runs import FlowRun, LogEvent, RunEvent, StateEvent, TaskRun
 from dagflow.core.states import StateType
-from dagflow.engine.outbox import FLUSH_SECONDS, Outbox
+from dagflow.engine.outbox import FLUSH_SECONDS, ChunkBox, Outbox
 from dagflow.engine.tracker import RunTracker
 
 S = StateType
@@ -75,6 +75,33 @@ def test_records_that_follow_are_batched_per_topic(worker: Worker) -> None:
     wait_until(lambda: sum(len(r) for _, r, _ in worker.sent) == 200)
     assert len(worker.sent) <= 4  # the first at once, then one message per topic per window
     assert sorted(i for _, records, _ in worker.sent for i in records) == list(range(200))
+
+
+def test_a_chunks_batches_reach_the_outbox_in_the_order_they_were_put(worker: Worker) -> None:
+    """The loop's flush of a chunk's box (a window passed) and the chunk thread's own (its end)
+    race; the one that took the older records must hand them over first, or an item's COMPLETED
+    overtakes its RUNNING (the driver refused that: PENDING -> COMPLETED)."""
+    handed: list[list[Any]] = []
+    first_taken = threading.Event()
+
+    class SlowOutbox(Outbox):
+        def put_many(self, topic: str, records: list[Any]) -> None:
+            if not handed and not first_taken.is_set():
+                first_taken.set()
+                time.sleep(0.2)  # the other flush runs meanwhile
+            handed.append(records)
+
+    box = ChunkBox(SlowOutbox(worker), "run-1")
+    running = Report("t-x", 0, S.RUNNING.value, 1.0, 1, "w", "starting")  # not folded
+    box.put("run-1", running)
+    older = threading.Thread(target=box.flush)
+    older.start()
+    assert first_taken.wait(5)
+    completed = Report("t-x", 0, S.COMPLETED.value, 2.0, 1, "w")
+    box.put("run-1", completed)
+    box.close()  # the chunk thread's flush
+    older.join(5)
+    assert handed == [[running], [completed]]
 
 
 # -- the tracker ------------------------------------------------------------------------------
