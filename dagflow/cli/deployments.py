@@ -248,7 +248,7 @@ def _follow(run_id: str) -> int:
             click.echo("still SCHEDULED: is a `dagflow serve` process serving it?", err=True)
             hinted = True
         time.sleep(WAIT_POLL_SECONDS)
-    fr = store.get_flow_run(run_id)
+    fr = store.get_flow_run(run_id, task_history=False)
     took = f" in {fr.duration:.2f}s" if fr.duration is not None else ""
     click.echo(f"run {fr.id} {fr.state}{took}")
     if fr.state.is_success:

@@ -135,7 +135,9 @@ def runs_show(
 ) -> None:
     """Show one run (RUN: its id or a unique prefix): its error, failed tasks first, then its
     tasks, mapped ones grouped."""
-    fr = runtime.run_history().get_flow_run(run)
+    # the table needs no task's steps; --task, --all-attempts and --json show them
+    steps = task_ref is not None or all_attempts or as_json
+    fr = runtime.run_history().get_flow_run(run, task_history=steps)
     tasks = list(fr.task_runs.values())
     if task_ref is not None:
         earlier = fr.all_task_runs.get(task_ref.strip())  # a Dask key, of any flow attempt

@@ -75,7 +75,7 @@ def run(run_id: str, served_by: str, cluster: str) -> int:
     from dagflow.entrypoints import load_flow
 
     store = runtime.default_store()
-    recorded = store.get_flow_run(run_id)
+    recorded = store.get_flow_run(run_id, task_history=False)
     t_loaded = time.time()
     try:
         if not recorded.deployment or not recorded.entrypoint:
@@ -121,7 +121,7 @@ def resume(run_id: str, cluster: str) -> int:
     from dagflow.entrypoints import load_flow
 
     try:
-        entrypoint = runtime.default_store().get_flow_run(run_id).entrypoint
+        entrypoint = runtime.default_store().get_flow_run(run_id, task_history=False).entrypoint
         if not entrypoint:
             raise DagflowError(f"run {run_id} does not say where its flow came from")
         LOADING = True

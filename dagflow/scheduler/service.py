@@ -347,7 +347,8 @@ class Server:
 
     def _why(self, run_id: str) -> str:
         try:
-            return self.store.get_flow_run(run_id).error or "no reason recorded"
+            run = self.store.get_flow_run(run_id, task_history=False)
+            return run.error or "no reason recorded"
         except Exception as exc:
             return f"(cannot read the reason: {exc})"
 

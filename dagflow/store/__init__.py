@@ -136,8 +136,8 @@ class Store(SchedulingMethods, ConfigMethods):
 
     # ------------------------------------------------------------------ reading runs
 
-    def get_flow_run(self, ref: str) -> FlowRun:
-        return self.reader.get_flow_run(ref)
+    def get_flow_run(self, ref: str, *, task_history: bool = True) -> FlowRun:
+        return self.reader.get_flow_run(ref, task_history=task_history)
 
     def list_flow_runs(
         self, flow: str | None = None, state: StateType | str | None = None, limit: int = 50

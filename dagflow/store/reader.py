@@ -82,15 +82,19 @@ class Reader:
 
     # ------------------------------------------------------------------ reading runs
 
-    def get_flow_run(self, ref: str) -> FlowRun:
-        """One run by id or unique prefix, with task runs, histories and a log loader."""
+    def get_flow_run(self, ref: str, *, task_history: bool = True) -> FlowRun:
+        """One run by id or unique prefix, with task runs, histories and a log loader; without
+        the task runs' histories when `task_history` is False (the run's own is always read)."""
         run_id = self.resolve(ref)
         shown = self.detect_crashes([run_id])
         with self._connect() as conn:
             row = conn.execute(select(flow_runs).where(flow_runs.c.id == run_id)).one()
             run = self.flow_run_of(row, shown)
             run.all_task_runs = self._task_runs(conn, [run_id])[run_id]
-            history = self._history(conn, run_id)
+            if task_history:
+                history = self._history(conn, run_id)
+            else:
+                history = {FLOW_LEVEL: self.flow_histories(conn, [run_id]).get(run_id, [])}
         run.history = history.pop(FLOW_LEVEL, [])
         for key, steps in history.items():
             task = run.all_task_runs.get(key)

@@ -161,3 +161,18 @@ def test_listed_runs_carry_their_own_history_for_their_running_time(
     (run,) = store.list_flow_runs()
     assert [step.to_state for step in run.history] == [S.PENDING, S.RUNNING, S.COMPLETED]
     assert run.running_time() == pytest.approx(1.0)
+
+
+def test_a_run_can_be_read_without_its_tasks_steps(store: Store, writer: StoreWriter) -> None:
+    run_id = new_id()
+    record(writer, run_events(run_id, 3))
+    whole = store.get_flow_run(run_id)
+    light = store.get_flow_run(run_id, task_history=False)
+    assert set(light.all_task_runs) == set(whole.all_task_runs) and len(whole.all_task_runs) == 3
+    for key, tr in whole.all_task_runs.items():
+        assert tr.history, key
+        assert light.all_task_runs[key].history == []
+        assert light.all_task_runs[key].state is tr.state
+        assert light.all_task_runs[key].attempts == tr.attempts
+    assert light.history == whole.history and whole.history  # the run's own steps stay
+    assert light.running_time() == whole.running_time()
