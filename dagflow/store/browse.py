@@ -33,7 +33,7 @@ from dagflow.core.history import (
 from dagflow.core.keys import logical
 from dagflow.core.runs import FlowRun, LogEvent, TaskRun
 from dagflow.core.states import StateType, Transition
-from dagflow.store.reader import Reader, task_run_of
+from dagflow.store.reader import Reader, key_match, task_match, task_run_of
 from dagflow.store.schema import (
     flow_runs,
     flows,
@@ -225,7 +225,7 @@ class Browser:
             state_history.c.run_id == run_id, state_history.c.id > after
         )
         if task_key is not None:
-            query = query.where(state_history.c.task_key == task_key)
+            query = query.where(key_match(task_key, state_history.c.task_key))
         query = query.order_by(state_history.c.id).limit(limit)
         with self.reader.connect() as conn:
             return [
@@ -250,7 +250,7 @@ class Browser:
         if search:
             query = query.where(logs.c.message.ilike(f"%{_escape_like(search)}%", escape="\\"))
         if task is not None:
-            query = query.where((logs.c.task_name == task) | (logs.c.task_key == task))
+            query = query.where(task_match(task, logs.c.task_name, logs.c.task_key))
         query = query.order_by(logs.c.id).limit(limit)
         with self.reader.connect() as conn:
             rows = list(conn.execute(query))

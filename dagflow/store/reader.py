@@ -132,7 +132,7 @@ class Reader:
         """Log records of a run in time order, as (row id, record); `task` is a name or key."""
         query = select(logs).where(logs.c.run_id == run_id, logs.c.id > after)
         if task is not None:
-            query = query.where(_task_match(task, logs.c.task_name, logs.c.task_key))
+            query = query.where(task_match(task, logs.c.task_name, logs.c.task_key))
         query = query.order_by(logs.c.time, logs.c.id)
         with self._connect() as conn:
             return [
@@ -173,7 +173,7 @@ class Reader:
             .order_by(h.time, h.id)
         )
         if task is not None:
-            query = query.where(_task_match(task, t.task_name, h.task_key))
+            query = query.where(task_match(task, t.task_name, h.task_key))
         out: list[tuple[int, Setback]] = []
         with self._connect() as conn:
             for row in conn.execute(query):
@@ -206,7 +206,7 @@ class Reader:
         t = task_runs.c
         query = (
             select(t.task_key)
-            .where(t.run_id == run_id, _task_match(ref, t.task_name, t.task_key))
+            .where(t.run_id == run_id, task_match(ref, t.task_name, t.task_key))
             .limit(1)
         )
         with self._connect() as conn:
@@ -370,12 +370,18 @@ def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
         yield items[i : i + size]
 
 
-def _task_match(task: str, name_column: Any, key_column: Any) -> Any:
+def task_match(task: str, name_column: Any, key_column: Any) -> Any:
     """Rows of the task named `task`: a task name, a Dask key, or a logical key `task[n]` (every
     flow attempt's `task-token[n]`)."""
-    match = (name_column == task) | (key_column == task)
+    return (name_column == task) | key_match(task, key_column)
+
+
+def key_match(key: str, key_column: Any) -> Any:
+    """Rows of the task run `key`: a Dask key, or a logical key `task[n]` (every flow
+    attempt's `task-token[n]`)."""
+    match = key_column == key
     try:
-        name, index = parse_key(task)
+        name, index = parse_key(key)
     except ValueError:
         return match
     if "-" in name:

@@ -135,6 +135,21 @@ def test_logs_paged_filtered_by_level_and_searched(live: Live, recorded: Recorde
     assert first["done"] is False  # a full page: there may be more
 
 
+def test_one_items_logs_and_steps_by_its_key(live: Live) -> None:
+    """`work[2]`, as `runs show` and the pages name it, finds the item's records (its Dask key
+    `work-<token>[2]` still works too)."""
+    run_id = new_id()
+    write(live, run_events(run_id, 4))
+    dask_key = f"work-{run_id[:8]}1[2]"
+    for task in ("work[2]", dask_key):
+        logs = live.get(f"/api/v1/runs/{run_id}/logs", task=task).json()["logs"]
+        assert [r["message"] for r in logs] == ["working on 2"], task
+        steps = live.get(f"/api/v1/runs/{run_id}/history", task=task).json()["steps"]
+        assert [s["to_state"] for s in steps] == ["PENDING", "RUNNING", "COMPLETED"], task
+        assert {s["task_key"] for s in steps} == {"work[2]"}
+    assert live.get(f"/api/v1/runs/{run_id}/logs", task="work[9]").json()["logs"] == []
+
+
 def test_following_logs_answers_when_a_record_arrives(live: Live) -> None:
     run_id = new_id()
     events = run_events(run_id, 1)

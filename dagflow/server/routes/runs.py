@@ -130,7 +130,9 @@ def task_runs(
 @router.get("/{ref}/history", response_model=HistoryOut, summary="Every transition of a run")
 def history(
     ref: str = RunRef,
-    task: str | None = Query(None, max_length=255, description="only this task run (its key)"),
+    task: str | None = Query(
+        None, max_length=255, description="only this task run (task[i] or its Dask key)"
+    ),
     after: int = Query(0, ge=0, description="read after this step id"),
     limit: int = Query(500, ge=1, le=5000),
     store: Store = Depends(get_store),
