@@ -60,12 +60,25 @@ def clock(t: float) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    """`1.97 s`, `12.00 ms`, `20m 34s`: Dask's own time format."""
+    """`1.97 s`, `12.00 ms`, `20m 34s`: Dask's own time format (`dask.utils.format_time`),
+    written here because importing dask costs a read-only command like `runs ls` ~0.1 s."""
     if seconds is None:
         return "-"
-    from dask.utils import format_time
-
-    return format_time(seconds)
+    n = seconds
+    if n > 2 * 24 * 3600:
+        days = int(n / 86400)
+        return f"{days}d {int((n - days * 86400) / 3600)}hr"
+    if n > 2 * 3600:
+        hours = int(n / 3600)
+        return f"{hours}hr {int((n - hours * 3600) / 60)}m"
+    if n > 600:
+        minutes = int(n / 60)
+        return f"{minutes}m {int(n - minutes * 60)}s"
+    if n >= 1:
+        return f"{n:.2f} s"
+    if n >= 1e-3:
+        return f"{n * 1e3:.2f} ms"
+    return f"{n * 1e6:.2f} us"
 
 
 def size(n: float | None) -> str:

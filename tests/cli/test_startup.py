@@ -51,3 +51,27 @@ def test_runs_ls_imports_neither_distributed_nor_alembic(tmp_path: Path) -> None
     found = loaded_by(["runs", "ls"], tmp_path)
     assert "sqlalchemy" in found
     assert "distributed" not in found and "alembic" not in found
+
+
+def test_runs_ls_of_recorded_runs_imports_no_dask(tmp_path: Path) -> None:
+    from dagflow.store import StoreWriter, open_store
+    from tests.store.conftest import new_id, run_events
+
+    store = open_store(f"sqlite:///{tmp_path / 'dagflow.db'}")
+    writer = StoreWriter(store.url)
+    writer.handle(run_events(new_id(), 3))
+    writer.close(30)
+    store.close()
+    found = loaded_by(["runs", "ls"], tmp_path)  # shows a duration for the run
+    assert "dask" not in found and "distributed" not in found, found
+
+
+def test_durations_read_as_dasks_own() -> None:
+    from dask.utils import format_time
+
+    from dagflow.cli.output import duration
+
+    assert duration(None) == "-"
+    for seconds in (0, 1e-7, 0.00012345, 0.001, 0.001234, 0.999, 1, 59.5, 123.456, 600, 601,
+                    1234.567, 7200, 7201, 12345.67, 172800, 172801, 1234567.89):  # fmt: skip
+        assert duration(seconds) == format_time(seconds), seconds
