@@ -54,6 +54,8 @@ def scheduler_state(dask_scheduler: Any = None) -> dict[str, int]:
         "task_groups": len(dask_scheduler.task_groups),
         "task_prefixes": len(dask_scheduler.task_prefixes),
         "tasks": len(dask_scheduler.tasks),
+        # the scheduler's own process (the driver's, on a LocalCluster)
+        "scheduler_rss_mb": round(rss_mb(), 1),
     }
 
 
