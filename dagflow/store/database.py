@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy import Table, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError, NoSuchModuleError, SQLAlchemyError
 
@@ -97,6 +97,17 @@ def insert_for(conn: Connection) -> Any:
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert
+
+
+def upsert_named(
+    conn: Connection, table: Table, key: str, name: str, values: dict[str, Any], now: float
+) -> None:
+    """Make row `name` of `table` (unique column `key`) hold `values`: inserted with both
+    times, or its values and `updated` replaced (variables, secrets and limits are such rows)."""
+    stmt = insert_for(conn)(table).values({key: name, **values, "created": now, "updated": now})
+    conn.execute(
+        stmt.on_conflict_do_update(index_elements=[table.c[key]], set_={**values, "updated": now})
+    )
 
 
 def alembic_config(connection: Connection) -> Config:

@@ -15,8 +15,7 @@ from sqlalchemy.exc import DBAPIError
 
 from dagflow.core.config import check_name
 from dagflow.errors import NotFound, StoreError, UsageError
-from dagflow.store.database import driver_reason
-from dagflow.store.deployments import insert_for
+from dagflow.store.database import driver_reason, upsert_named
 from dagflow.store.schema import concurrency_limits as limits
 
 MAX_SLOTS = 1_000_000
@@ -47,12 +46,7 @@ def set_limit(engine: Engine, tag: str, slots: int, now: float) -> None:
     checked(tag, slots)
     try:
         with engine.begin() as conn:
-            stmt = insert_for(conn)(limits).values(tag=tag, slots=slots, created=now, updated=now)
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[limits.c.tag], set_={"slots": slots, "updated": now}
-                )
-            )
+            upsert_named(conn, limits, "tag", tag, {"slots": slots}, now)
     except DBAPIError as exc:
         raise StoreError(f"setting the limit of tag {tag!r} failed: {driver_reason(exc)}") from None
 

@@ -17,8 +17,7 @@ from sqlalchemy.exc import DBAPIError
 
 from dagflow.core.config import MIN_MASKED, check_name
 from dagflow.errors import NotFound, StoreError, UsageError
-from dagflow.store.database import driver_reason
-from dagflow.store.deployments import insert_for
+from dagflow.store.database import driver_reason, upsert_named
 from dagflow.store.schema import secrets
 from dagflow.store.secretkey import Keyring
 
@@ -64,14 +63,7 @@ def set_value(engine: Engine, keys: Keyring, name: str, value: str, now: float) 
     try:
         with engine.begin() as conn:
             _check_key(conn, keys, fernet)
-            stmt = insert_for(conn)(secrets).values(
-                name=name, token=token, created=now, updated=now
-            )
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[secrets.c.name], set_={"token": token, "updated": now}
-                )
-            )
+            upsert_named(conn, secrets, "name", name, {"token": token}, now)
     except DBAPIError as exc:
         raise StoreError(f"setting secret {name!r} failed: {driver_reason(exc)}") from None
 

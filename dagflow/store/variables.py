@@ -18,8 +18,7 @@ from sqlalchemy.exc import DBAPIError
 
 from dagflow.core.config import check_name
 from dagflow.errors import NotFound, StoreError, UsageError
-from dagflow.store.database import driver_reason
-from dagflow.store.deployments import insert_for
+from dagflow.store.database import driver_reason, upsert_named
 from dagflow.store.schema import variables
 
 MAX_VALUE_CHARS = 1_000_000
@@ -66,14 +65,7 @@ def set_value(engine: Engine, name: str, value: Any, now: float) -> None:
     text = encode_value(checked_name(name), value)
     try:
         with engine.begin() as conn:
-            stmt = insert_for(conn)(variables).values(
-                name=name, value=text, created=now, updated=now
-            )
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[variables.c.name], set_={"value": text, "updated": now}
-                )
-            )
+            upsert_named(conn, variables, "name", name, {"value": text}, now)
     except DBAPIError as exc:
         raise StoreError(f"setting variable {name!r} failed: {driver_reason(exc)}") from None
 

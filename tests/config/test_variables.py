@@ -40,6 +40,26 @@ def test_values_round_trip_as_json(store: Store) -> None:
         store.remove_variable("region")
 
 
+def test_setting_again_keeps_when_it_was_made_and_says_when_it_changed(store: Store) -> None:
+    """Variables, secrets and limits are one kind of row (`database.upsert_named`): set again,
+    the value and its `updated` time change, its `created` time stays."""
+    import time
+
+    store.set_variable("region", "eu-west-1")
+    store.set_secret("token", "s3cret-1")
+    store.set_concurrency_limit("db", 2)
+    first = (store.variable("region"), store.secrets()[0], store.concurrency_limits()[0])
+    time.sleep(0.01)
+    store.set_variable("region", "us-east-2")
+    store.set_secret("token", "s3cret-2")
+    store.set_concurrency_limit("db", 5)
+    again = (store.variable("region"), store.secrets()[0], store.concurrency_limits()[0])
+    for before, after in zip(first, again, strict=True):
+        assert after.created == before.created and after.updated > before.updated, after
+    assert again[0].value == "us-east-2" and again[2].slots == 5
+    assert store.run_config().secrets == {"token": "s3cret-2"}
+
+
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
