@@ -59,6 +59,16 @@ def _aligned(group: Sequence[Call], call: Call, column: Column) -> int | None:
     return n
 
 
+def stages_of(groups: dict[int, list[tuple[Call, int]]]) -> dict[int, tuple[int, int]]:
+    """For each follower of `groups` (`fusion_groups`' form), keyed by its id: its head's id and
+    its stage in the fused chunk (1 for the first follower; the head is stage 0)."""
+    return {
+        id(call): (head_id, n)
+        for head_id, followers in groups.items()
+        for n, (call, _) in enumerate(followers, 1)
+    }
+
+
 def fusion_groups(calls: Sequence[Call]) -> dict[int, list[tuple[Call, int]]]:
     """For each map of `calls` (in call order) that heads a fused group: its followers, each with
     the index of the group member it consumes (0 for the head). Keyed by `id(head)`."""

@@ -119,12 +119,10 @@ def run_fused(
     try:
         for j in range(stop - start):
             index = start + j
-            if poison is not None and (0, index) in poison:
-                outs[0].append(call.killed(box, where, index, *poison[0, index]))
+            killed = None if poison is None else _step(poison, box, worker, key, 0, index, call)
+            if killed is not None:
+                outs[0].append(killed)
             else:
-                if poison is not None:
-                    box.flush()
-                    _mark(worker, key, index)
                 deps = hard
                 if item_hard is not None and item_hard[j]:
                     deps = [*hard, *item_hard[j]]
@@ -145,11 +143,10 @@ def run_fused(
             ):
                 index = stage_start + j
                 if poison is not None:
-                    if (n, index) in poison:
-                        outs[n].append(stage_call.killed(box, where, index, *poison[n, index]))
+                    killed = _step(poison, box, worker, key, n, index, stage_call)
+                    if killed is not None:
+                        outs[n].append(killed)
                         continue
-                    box.flush()
-                    _mark(worker, key, index, n)
                 value = outs[source][j]
                 a = tuple(
                     value if v is FromSource else (v[j] if c else v)
@@ -172,6 +169,24 @@ def _careful(annotations: dict[str, Any] | None) -> dict[tuple[int, int], tuple[
     if guard is None:
         return None
     return {(int(s), int(i)): (int(n), str(w)) for s, i, n, w in guard.get("poison", ())}
+
+
+def _step(
+    poison: dict[tuple[int, int], tuple[int, str]],
+    box: ChunkBox,
+    worker: Any,
+    key: ChunkKey,
+    stage: int,
+    index: int,
+    call: TaskCall,
+) -> Any:
+    """A careful chunk's step before item `index` of `stage`: a poison item's `Failure` (it does
+    not run), else None once the scheduler knows which item runs next."""
+    if (stage, index) in poison:
+        return call.killed(box, worker.address, index, *poison[stage, index])
+    box.flush()
+    _mark(worker, key, index, stage)
+    return None
 
 
 def _mark(worker: Any, key: ChunkKey, item: int, stage: int = 0) -> None:

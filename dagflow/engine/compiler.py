@@ -31,6 +31,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 from dagflow.core.config import EMPTY, RunConfig
 from dagflow.core.cycles import check_no_cycle
+from dagflow.core.fusion import stages_of
 from dagflow.core.graph import (
     Call,
     Column,
@@ -218,11 +219,7 @@ class Compiler:
         chunks = chunks or {}
         fused = fused or {}
         heads = {id(c): c for c in calls if id(c) in fused}
-        follows = {
-            id(f): (heads[head_id], n)
-            for head_id, followers in fused.items()
-            for n, (f, _) in enumerate(followers, 1)
-        }
+        follows = {k: (heads[head_id], n) for k, (head_id, n) in stages_of(fused).items()}
         layers: dict[str, CallLayer] = {}
         keys: list[Any] = []
         for call in calls:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from dagflow.core.config import Masker, masked
+from dagflow.core.fusion import stages_of
 from dagflow.core.graph import Call, Column, Refs
 from dagflow.core.keys import key_text, parse_key
 from dagflow.core.machine import Outcome, RunState
@@ -189,11 +190,7 @@ class RunTracker:
         that runs in a chunk holds an `ItemFuture` of its chunk's future; an item of a map fused
         into another's chunks, of its head's chunk)."""
         now = time.time()
-        follows = {
-            id(f): (head_id, n)
-            for head_id, followers in (fused or {}).items()
-            for n, (f, _) in enumerate(followers, 1)
-        }
+        follows = stages_of(fused or {})
         # id(head) -> its chunks, each with its first item's position in the map and its size
         made: dict[int, list[tuple[Chunk, int, int]]] = {}
         with self.lock:
